@@ -1,0 +1,76 @@
+#include "addr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+/* Accepts 1 to 5 decimal digits up to 65535, nothing else. */
+static int parse_port(const char *s, int *port) {
+  int value = 0;
+  size_t n = strlen(s);
+  if (n == 0 || n > 5) return UV_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return UV_EINVAL;
+    value = value * 10 + (s[i] - '0');
+  }
+  if (value > 65535) return UV_EINVAL;
+  *port = value;
+  return 0;
+}
+
+static int parse_ipv6(const char *text, struct sockaddr_storage *out) {
+  char host[INET6_ADDRSTRLEN];
+  const char *close = strchr(text, ']');
+  int port;
+  if (close == NULL || close[1] != ':') return UV_EINVAL;
+  size_t hlen = (size_t)(close - text - 1);
+  if (hlen == 0 || hlen >= sizeof host) return UV_EINVAL;
+  memcpy(host, text + 1, hlen);
+  host[hlen] = '\0';
+  if (parse_port(close + 2, &port) < 0) return UV_EINVAL;
+  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out);
+}
+
+static int parse_ipv4(const char *text, struct sockaddr_storage *out) {
+  char host[INET_ADDRSTRLEN + 16];
+  const char *colon = strrchr(text, ':');
+  int port;
+  if (colon == NULL) return UV_EINVAL;
+  size_t hlen = (size_t)(colon - text);
+  if (hlen >= sizeof host) return UV_EINVAL;
+  memcpy(host, text, hlen);
+  host[hlen] = '\0';
+  if (parse_port(colon + 1, &port) < 0) return UV_EINVAL;
+  if (hlen == 0 || strcmp(host, "*") == 0) strcpy(host, "0.0.0.0");
+  if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+  struct in_addr probe;
+  /* inet_pton rejects the shorthand forms ("127.1") uv_ip4_addr allows. */
+  if (inet_pton(AF_INET, host, &probe) != 1) return UV_EINVAL;
+  return uv_ip4_addr(host, port, (struct sockaddr_in *)out);
+}
+
+int lunet_addr_parse(const char *text, struct sockaddr_storage *out) {
+  memset(out, 0, sizeof *out);
+  if (text == NULL) return UV_EINVAL;
+  if (text[0] == '[') return parse_ipv6(text, out) < 0 ? UV_EINVAL : 0;
+  return parse_ipv4(text, out) < 0 ? UV_EINVAL : 0;
+}
+
+int lunet_addr_format(const struct sockaddr *sa, char *buf, size_t cap) {
+  char host[INET6_ADDRSTRLEN];
+  int n;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    uv_ip4_name(in, host, sizeof host);
+    n = snprintf(buf, cap, "%s:%d", host, ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(in6, host, sizeof host);
+    n = snprintf(buf, cap, "[%s]:%d", host, ntohs(in6->sin6_port));
+  } else {
+    return UV_EINVAL;
+  }
+  return n < 0 || (size_t)n >= cap ? UV_EINVAL : 0;
+}

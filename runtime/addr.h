@@ -1,0 +1,19 @@
+/* Socket address text forms: "IPv4:port", "[IPv6]:port", "*:port". */
+#ifndef LUNET_ADDR_H
+#define LUNET_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Longest text lunet_addr_format writes: "[" IPv6 "]:" port, NUL. */
+#define LUNET_ADDR_STRLEN 56
+
+/* Parses numeric addresses only, so no DNS lookup can block the loop.
+ * "*" and an empty host mean 0.0.0.0; "localhost" means 127.0.0.1.
+ * Returns 0 or UV_EINVAL. */
+int lunet_addr_parse(const char *text, struct sockaddr_storage *out);
+
+/* Writes "1.2.3.4:80" or "[::1]:80"; returns 0 or UV_EINVAL. */
+int lunet_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,49 @@
+#include "call.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <lauxlib.h>
+
+#include "addr.h"
+#include "log.h"
+
+int lunet_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static void log_call_error(lua_State *L, const struct lunet_call_ctx *ctx) {
+  char id[24] = "", peer[LUNET_ADDR_STRLEN] = "";
+  const char *kv[10];
+  int n = 0;
+  if (ctx->service) kv[2 * n] = "service", kv[2 * n++ + 1] = ctx->service;
+  kv[2 * n] = "handler", kv[2 * n++ + 1] = ctx->handler;
+  if (ctx->conn_id) {
+    snprintf(id, sizeof id, "%" PRIu64, ctx->conn_id);
+    kv[2 * n] = "conn", kv[2 * n++ + 1] = id;
+  }
+  if (ctx->peer && lunet_addr_format(ctx->peer, peer, sizeof peer) == 0)
+    kv[2 * n] = "peer", kv[2 * n++ + 1] = peer;
+  kv[2 * n] = "error", kv[2 * n++ + 1] = lua_tostring(L, -1);
+  lunet_log_pairs(LUNET_LOG_ERROR, "handler error", kv, n);
+}
+
+int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, lunet_traceback);
+  lua_insert(L, base);
+  int status = lua_pcall(L, nargs, 0, base);
+  if (status != LUA_OK) {
+    log_call_error(L, ctx);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, base);
+  return status;
+}

@@ -1,0 +1,149 @@
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+const char lunet_cli_usage[] =
+    "usage: lunet run SCRIPT [options] [-- ARGS...]\n"
+    "       lunet check SCRIPT\n"
+    "       lunet --version | --help\n"
+    "\n"
+    "options for run:\n"
+    "  --listen NAME=ADDR      listen on ADDR for service NAME (port 0: any)\n"
+    "  --pidfile FILE          write the process id to FILE\n"
+    "  --log-level LEVEL       debug, info (default), warn or error\n"
+    "  --log-format FORMAT     text (logfmt, default) or json\n"
+    "  --shutdown-timeout SEC  graceful shutdown limit (default 10)\n"
+    "\n"
+    "ADDR is IPv4:PORT, [IPv6]:PORT or *:PORT. SIGTERM or SIGINT shut down\n"
+    "gracefully; a second signal forces the exit.\n";
+
+struct parser {
+  int argc;
+  char **argv;
+  int i;
+  char *err;
+  size_t errcap;
+};
+
+static int fail(struct parser *p, const char *fmt, const char *what) {
+  snprintf(p->err, p->errcap, fmt, what);
+  return -1;
+}
+
+/* Returns the value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *option_value(struct parser *p, const char *arg,
+                                 const char *name) {
+  size_t n = strlen(name);
+  if (strncmp(arg, name, n) != 0) return NULL;
+  if (arg[n] == '=') return arg + n + 1;
+  if (arg[n] != '\0') return NULL;
+  if (p->i + 1 >= p->argc) return "";
+  return p->argv[++p->i];
+}
+
+static int parse_listen(struct parser *p, struct lunet_cli *cli,
+                        const char *value) {
+  const char *eq = strchr(value, '=');
+  if (eq == NULL || eq == value || eq[1] == '\0')
+    return fail(p, "--listen expects NAME=ADDR, got '%s'", value);
+  if (cli->nlisten == LUNET_MAX_LISTEN)
+    return fail(p, "too many --listen options%s", "");
+  /* argv strings are writable: split NAME=ADDR in place. */
+  *(char *)eq = '\0';
+  cli->listen[cli->nlisten].service = value;
+  cli->listen[cli->nlisten].addr = eq + 1;
+  cli->nlisten++;
+  return 0;
+}
+
+static int parse_seconds(struct parser *p, const char *value, unsigned *ms) {
+  char *end;
+  double s = strtod(value, &end);
+  if (*value == '\0' || *end != '\0' || !(s > 0) || s > 3600)
+    return fail(p, "--shutdown-timeout expects seconds (0 < s <= 3600), "
+                   "got '%s'", value);
+  *ms = (unsigned)(s * 1000);
+  return 0;
+}
+
+static int parse_option(struct parser *p, struct lunet_cli *cli,
+                        const char *arg) {
+  const char *v;
+  if ((v = option_value(p, arg, "--listen")) != NULL)
+    return *v ? parse_listen(p, cli, v) : fail(p, "%s needs a value", arg);
+  if ((v = option_value(p, arg, "--pidfile")) != NULL) {
+    cli->pidfile = v;
+    return *v ? 0 : fail(p, "%s needs a value", arg);
+  }
+  if ((v = option_value(p, arg, "--log-level")) != NULL) {
+    cli->log_level = lunet_log_parse_level(v);
+    return cli->log_level >= 0 ? 0 : fail(p, "unknown log level '%s'", v);
+  }
+  if ((v = option_value(p, arg, "--log-format")) != NULL) {
+    cli->log_format = lunet_log_parse_format(v);
+    return cli->log_format >= 0 ? 0 : fail(p, "unknown log format '%s'", v);
+  }
+  if ((v = option_value(p, arg, "--shutdown-timeout")) != NULL)
+    return parse_seconds(p, v, &cli->shutdown_timeout_ms);
+  return fail(p, "unknown option '%s'", arg);
+}
+
+static int parse_command(struct parser *p, struct lunet_cli *cli) {
+  const char *cmd = p->argv[p->i];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+      strcmp(cmd, "help") == 0) {
+    cli->command = LUNET_CMD_HELP;
+  } else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0) {
+    cli->command = LUNET_CMD_VERSION;
+  } else if (strcmp(cmd, "run") == 0) {
+    cli->command = LUNET_CMD_RUN;
+  } else if (strcmp(cmd, "check") == 0) {
+    cli->command = LUNET_CMD_CHECK;
+  } else {
+    return fail(p, "unknown command '%s'", cmd);
+  }
+  p->i++;
+  return 0;
+}
+
+static int parse_arguments(struct parser *p, struct lunet_cli *cli) {
+  for (; p->i < p->argc; p->i++) {
+    const char *arg = p->argv[p->i];
+    if (strcmp(arg, "--") == 0) {
+      cli->script_argc = p->argc - p->i - 1;
+      cli->script_argv = p->argv + p->i + 1;
+      return 0;
+    }
+    if (arg[0] == '-' && arg[1] != '\0') {
+      if (cli->command == LUNET_CMD_CHECK)
+        return fail(p, "check takes no option ('%s')", arg);
+      if (parse_option(p, cli, arg) < 0) return -1;
+    } else if (cli->script == NULL) {
+      cli->script = arg;
+    } else {
+      return fail(p, "unexpected argument '%s' (script arguments go after "
+                     "--)", arg);
+    }
+  }
+  return 0;
+}
+
+int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
+                    size_t errcap) {
+  struct parser p = {argc, argv, 1, err, errcap};
+  memset(cli, 0, sizeof *cli);
+  cli->log_level = LUNET_LOG_INFO;
+  cli->log_format = LUNET_LOG_TEXT;
+  cli->shutdown_timeout_ms = 10000;
+  if (argc < 2) return fail(&p, "missing command%s", "");
+  if (parse_command(&p, cli) < 0) return -1;
+  if (cli->command == LUNET_CMD_HELP || cli->command == LUNET_CMD_VERSION)
+    return p.i < argc ? fail(&p, "unexpected argument '%s'", argv[p.i]) : 0;
+  if (parse_arguments(&p, cli) < 0) return -1;
+  if (cli->script == NULL) return fail(&p, "missing SCRIPT%s", "");
+  return 0;
+}

@@ -1,0 +1,37 @@
+/* Command line: `lunet run|check SCRIPT [options] [-- args]`. */
+#ifndef LUNET_CLI_H
+#define LUNET_CLI_H
+
+#include <stddef.h>
+
+#define LUNET_MAX_LISTEN 64
+
+enum lunet_command { LUNET_CMD_RUN, LUNET_CMD_CHECK, LUNET_CMD_HELP,
+                     LUNET_CMD_VERSION };
+
+struct lunet_listen_override {
+  const char *service;
+  const char *addr;
+};
+
+struct lunet_cli {
+  enum lunet_command command;
+  const char *script;
+  struct lunet_listen_override listen[LUNET_MAX_LISTEN];
+  int nlisten;
+  int log_level;
+  int log_format;
+  const char *pidfile;
+  unsigned shutdown_timeout_ms;
+  int script_argc; /* arguments after "--", handed to the script */
+  char **script_argv;
+};
+
+/* Fills cli from argv (pointers into argv, nothing allocated). On a usage
+ * error returns -1 with a one-line message in err. */
+int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
+                    size_t errcap);
+
+extern const char lunet_cli_usage[];
+
+#endif

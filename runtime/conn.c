@@ -1,0 +1,425 @@
+#include "conn.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "addr.h"
+#include "call.h"
+#include "log.h"
+#include "runtime.h"
+#include "service.h"
+
+#define CONN_MT "lunet.conn"
+#define CONN_UV_DATA 1 /* uservalue slot of conn.data */
+
+/* The Lua side holds only a pointer: the struct's lifetime is libuv's. */
+struct conn_box {
+  struct lunet_conn *c; /* NULL once the conn is freed */
+  uint64_t id;          /* kept so conn.id still reads after close */
+};
+
+struct write_req {
+  uv_write_t req;
+  size_t len;
+  char data[];
+};
+
+static void conn_set_reading(struct lunet_conn *c);
+
+/* {==================================================================
+ * Event dispatch into Lua
+ * =================================================================== */
+
+static struct lunet_call_ctx conn_ctx(const struct lunet_conn *c,
+                                      enum lunet_handler h) {
+  struct lunet_call_ctx ctx = {c->svc->name, lunet_handler_names[h], c->id,
+                               &c->peer.sa};
+  return ctx;
+}
+
+void lunet_conn_push(lua_State *L, const struct lunet_conn *c) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+}
+
+/* Calls handler h with (conn, extra args already pushed). A handler error
+ * costs this connection only. Returns the Lua status. */
+static int conn_dispatch(struct lunet_conn *c, enum lunet_handler h,
+                         int nextra) {
+  lua_State *L = c->svc->rt->L;
+  if (!lunet_service_push_handler(L, c->svc, h)) {
+    lua_pop(L, nextra);
+    return LUA_OK;
+  }
+  lua_insert(L, -1 - nextra);
+  lunet_conn_push(L, c);
+  lua_insert(L, -1 - nextra);
+  struct lunet_call_ctx ctx = conn_ctx(c, h);
+  int status = lunet_call(L, 1 + nextra, &ctx);
+  if (status != LUA_OK && h != LUNET_ON_CLOSE)
+    lunet_conn_close(c, "handler_error", 1);
+  return status;
+}
+
+static void conn_dispatch_data(struct lunet_conn *c, const char *p,
+                               size_t n) {
+  lua_State *L = c->svc->rt->L;
+  if (c->svc->handler_ref[LUNET_ON_DATA] == LUA_NOREF) return;
+  lua_pushlstring(L, p, n);
+  conn_dispatch(c, LUNET_ON_DATA, 1);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * libuv callbacks and the close path
+ * =================================================================== */
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct lunet_conn *c = h->data;
+  (void)suggested;
+  *buf = uv_buf_init(c->svc->rt->read_buf, sizeof c->svc->rt->read_buf);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct lunet_conn *c = s->data;
+  if (c->state != CONN_OPEN) return;
+  if (nread > 0)
+    conn_dispatch_data(c, buf->base, (size_t)nread);
+  else if (nread == UV_EOF)
+    lunet_conn_close(c, "eof", 1);
+  else if (nread < 0)
+    lunet_conn_close(c, uv_err_name((int)nread), 0);
+}
+
+/* Runs on_close while the struct is still valid, then frees it. */
+static void conn_close_cb(uv_handle_t *h) {
+  struct lunet_conn *c = h->data;
+  lua_State *L = c->svc->rt->L;
+  c->state = CONN_CLOSED;
+  lua_pushstring(L, c->close_reason);
+  conn_dispatch(c, LUNET_ON_CLOSE, 1);
+  lunet_conn_push(L, c);
+  ((struct conn_box *)lua_touserdata(L, -1))->c = NULL;
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+  c->self_ref = LUA_NOREF;
+  c->svc->nconns--;
+  free(c);
+}
+
+static void conn_uv_close(struct lunet_conn *c) {
+  lunet_list_remove(&c->node);
+  c->state = CONN_CLOSING;
+  uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+void lunet_conn_close(struct lunet_conn *c, const char *reason,
+                      int graceful) {
+  if (c->state == CONN_DRAINING && !graceful) conn_uv_close(c);
+  if (c->state != CONN_OPEN) return;
+  c->close_reason = reason;
+  c->state = CONN_DRAINING;
+  conn_set_reading(c);
+  lunet_list_remove(&c->node);
+  if (!graceful || c->wq_bytes == 0) {
+    conn_uv_close(c);
+    return;
+  }
+  struct lunet_runtime *rt = c->svc->rt;
+  c->drain_deadline = uv_now(&rt->loop) + c->svc->opt.drain_timeout_ms;
+  lunet_list_push(&rt->draining, &c->node);
+}
+
+void lunet_conn_sweep(struct lunet_runtime *rt, int force) {
+  uint64_t now = uv_now(&rt->loop);
+  struct lunet_list *q, *next;
+  for (q = rt->draining.next; q != &rt->draining; q = next) {
+    struct lunet_conn *c = lunet_container_of(q, struct lunet_conn, node);
+    char id[24], queued[24];
+    next = q->next;
+    if (!force && now < c->drain_deadline) continue;
+    snprintf(id, sizeof id, "%" PRIu64, c->id);
+    snprintf(queued, sizeof queued, "%zu", c->wq_bytes);
+    lunet_log(LUNET_LOG_WARN, "drain timeout, dropping queued data",
+              "service", c->svc->name, "conn", id, "queued", queued, NULL);
+    conn_uv_close(c);
+  }
+}
+
+/* Reading runs only while the conn is open and nobody paused it: the user
+ * (conn:pause) or a write queue past its high-water mark. */
+static void conn_set_reading(struct lunet_conn *c) {
+  int want = c->state == CONN_OPEN && !c->paused_by_user &&
+             !c->paused_by_queue;
+  if (want == c->reading) return;
+  if (want)
+    uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+  else
+    uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = (unsigned char)want;
+}
+
+/* Called after every completed write: finishes a drain, lifts queue
+ * backpressure once the queue is below half the high-water mark. */
+static void conn_after_write(struct lunet_conn *c) {
+  if (c->state == CONN_DRAINING && c->wq_bytes == 0) {
+    conn_uv_close(c);
+    return;
+  }
+  if (c->state != CONN_OPEN || !c->paused_by_queue) return;
+  if (c->wq_bytes > c->svc->opt.write_high_water / 2) return;
+  c->paused_by_queue = 0;
+  conn_set_reading(c);
+  conn_dispatch(c, LUNET_ON_DRAIN, 0);
+}
+
+/* Frees on every status, UV_ECANCELED after uv_close included. */
+static void conn_write_cb(uv_write_t *req, int status) {
+  struct write_req *w = (struct write_req *)req;
+  struct lunet_conn *c = req->handle->data;
+  c->wq_bytes -= w->len;
+  free(w);
+  if (status < 0 && status != UV_ECANCELED && c->state <= CONN_DRAINING)
+    lunet_conn_close(c, uv_err_name(status), 0);
+  if (status >= 0) conn_after_write(c);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Accept
+ * =================================================================== */
+
+static void free_handle_cb(uv_handle_t *h) { free(h->data); }
+
+static int conn_box_new(lua_State *L, struct lunet_conn *c) {
+  struct conn_box *b = lua_newuserdatauv(L, sizeof *b, 1);
+  b->c = c;
+  b->id = c->id;
+  luaL_setmetatable(L, CONN_MT);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void conn_log_accept_error(struct lunet_service *svc, int r) {
+  lunet_log(LUNET_LOG_WARN, "accept failed", "service", svc->name, "error",
+            uv_strerror(r), NULL);
+}
+
+void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server) {
+  struct lunet_runtime *rt = svc->rt;
+  struct lunet_conn *c = calloc(1, sizeof *c);
+  int r, len = sizeof c->peer;
+  if (c == NULL) return conn_log_accept_error(svc, UV_ENOMEM);
+  uv_tcp_init(&rt->loop, &c->tcp);
+  c->tcp.data = c;
+  if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
+    uv_close((uv_handle_t *)&c->tcp, free_handle_cb);
+    return conn_log_accept_error(svc, r);
+  }
+  uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->svc = svc;
+  c->id = ++rt->last_conn_id;
+  c->close_reason = "closed";
+  c->self_ref = conn_box_new(rt->L, c);
+  lunet_list_push(&svc->conns, &c->node);
+  svc->nconns++;
+  conn_set_reading(c);
+  conn_dispatch(c, LUNET_ON_CONNECT, 0);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Lua methods
+ * =================================================================== */
+
+static struct conn_box *conn_box(lua_State *L) {
+  return luaL_checkudata(L, 1, CONN_MT);
+}
+
+/* The conn if it is open, else NULL with (nil, "closed") pushed. */
+static struct lunet_conn *open_conn(lua_State *L) {
+  struct lunet_conn *c = conn_box(L)->c;
+  if (c != NULL && c->state == CONN_OPEN) return c;
+  luaL_pushfail(L);
+  lua_pushliteral(L, "closed");
+  return NULL;
+}
+
+static int push_uv_error(lua_State *L, int r) {
+  luaL_pushfail(L);
+  lua_pushfstring(L, "%s: %s", uv_err_name(r), uv_strerror(r));
+  lua_pushstring(L, uv_err_name(r));
+  return 3;
+}
+
+/* Writes what the socket takes now, queues a copy of the rest. */
+static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
+  uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+  if (c->wq_bytes == 0) {
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (r == (int)n) return 0;
+    if (r < 0 && r != UV_EAGAIN) return r;
+    if (r > 0) p += r, n -= (size_t)r;
+  }
+  if (c->wq_bytes + n > c->svc->opt.max_write_queue) return UV_ENOBUFS;
+  struct write_req *w = malloc(sizeof *w + n);
+  if (w == NULL) return UV_ENOMEM;
+  memcpy(w->data, p, n);
+  w->len = n;
+  buf = uv_buf_init(w->data, (unsigned)n);
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
+  if (r < 0) {
+    free(w);
+    return r;
+  }
+  c->wq_bytes += n;
+  return 0;
+}
+
+static void conn_log_slow_consumer(struct lunet_conn *c, size_t adding) {
+  char id[24], queued[24], peer[LUNET_ADDR_STRLEN] = "";
+  snprintf(id, sizeof id, "%" PRIu64, c->id);
+  snprintf(queued, sizeof queued, "%zu", c->wq_bytes + adding);
+  lunet_addr_format(&c->peer.sa, peer, sizeof peer);
+  lunet_log(LUNET_LOG_WARN, "slow consumer dropped", "service", c->svc->name,
+            "conn", id, "peer", peer, "queued", queued, NULL);
+}
+
+/* conn:write(s) -> true, or false once the queue passed its high-water mark
+ * (reading pauses until it drains); nil, "closed" on a closed conn. */
+static int conn_write(lua_State *L) {
+  size_t n;
+  struct lunet_conn *c = open_conn(L);
+  const char *p = luaL_checklstring(L, 2, &n);
+  if (c == NULL) return 2;
+  if (n == 0) return lua_pushboolean(L, 1), 1;
+  int r = conn_send(c, p, n);
+  if (r == UV_ENOBUFS) {
+    conn_log_slow_consumer(c, n);
+    lunet_conn_close(c, "slow_consumer", 0);
+  } else if (r < 0) {
+    lunet_conn_close(c, uv_err_name(r), 0);
+  }
+  if (r < 0) return push_uv_error(L, r);
+  if (c->wq_bytes > c->svc->opt.write_high_water && !c->paused_by_queue) {
+    c->paused_by_queue = 1;
+    conn_set_reading(c);
+  }
+  lua_pushboolean(L, !c->paused_by_queue);
+  return 1;
+}
+
+/* conn:close(): queued writes flush first; on_close follows from the loop. */
+static int conn_close(lua_State *L) {
+  struct lunet_conn *c = open_conn(L);
+  if (c == NULL) return 2;
+  lunet_conn_close(c, "closed", 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_pause(lua_State *L) {
+  struct lunet_conn *c = open_conn(L);
+  if (c == NULL) return 2;
+  c->paused_by_user = 1;
+  conn_set_reading(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_resume(lua_State *L) {
+  struct lunet_conn *c = open_conn(L);
+  if (c == NULL) return 2;
+  c->paused_by_user = 0;
+  conn_set_reading(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int push_data(lua_State *L) {
+  if (lua_getiuservalue(L, 1, CONN_UV_DATA) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, CONN_UV_DATA);
+  return 1;
+}
+
+static int push_peer(lua_State *L, const struct lunet_conn *c) {
+  char peer[LUNET_ADDR_STRLEN];
+  if (c == NULL || lunet_addr_format(&c->peer.sa, peer, sizeof peer) < 0)
+    return 0;
+  lua_pushstring(L, peer);
+  return 1;
+}
+
+/* Methods come from upvalue 1; data, id, peer and service are fields. */
+static int conn_index(lua_State *L) {
+  struct conn_box *b = conn_box(L);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  const char *key = lua_tostring(L, 2);
+  if (key == NULL) return 0;
+  if (strcmp(key, "data") == 0) return push_data(L);
+  if (strcmp(key, "id") == 0) return lua_pushinteger(L, (lua_Integer)b->id), 1;
+  if (strcmp(key, "peer") == 0) return push_peer(L, b->c);
+  if (strcmp(key, "service") == 0 && b->c != NULL)
+    return lua_pushstring(L, b->c->svc->name), 1;
+  return 0;
+}
+
+/* Only conn.data is assignable, and only to a table. */
+static int conn_newindex(lua_State *L) {
+  conn_box(L);
+  const char *key = luaL_checkstring(L, 2);
+  if (strcmp(key, "data") != 0)
+    return luaL_error(L, "cannot set field '%s' of lunet.conn", key);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_setiuservalue(L, 1, CONN_UV_DATA);
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  struct conn_box *b = conn_box(L);
+  char peer[LUNET_ADDR_STRLEN] = "closed";
+  if (b->c != NULL && b->c->state == CONN_OPEN)
+    lunet_addr_format(&b->c->peer.sa, peer, sizeof peer);
+  lua_pushfstring(L, "lunet.conn %I (%s)", (lua_Integer)b->id, peer);
+  return 1;
+}
+
+/* The self-ref keeps an open conn's box alive, so __gc only ever meets a
+ * freed conn; __close (a to-be-closed variable) closes gracefully. */
+static int conn_gc(lua_State *L) {
+  struct lunet_conn *c = conn_box(L)->c;
+  if (c != NULL) lunet_conn_close(c, "closed", 1);
+  return 0;
+}
+
+void lunet_conn_open(lua_State *L) {
+  static const luaL_Reg methods[] = {{"write", conn_write},
+                                     {"close", conn_close},
+                                     {"pause", conn_pause},
+                                     {"resume", conn_resume},
+                                     {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__newindex", conn_newindex},
+                                  {"__tostring", conn_tostring},
+                                  {"__gc", conn_gc},
+                                  {"__close", conn_gc},
+                                  {NULL, NULL}};
+  luaL_newmetatable(L, CONN_MT);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_pushcclosure(L, conn_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+/* }================================================================== */

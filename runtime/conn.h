@@ -1,0 +1,60 @@
+/* A TCP connection and its Lua box (metatable "lunet.conn").
+ *
+ * Lifetime: OPEN -> (DRAINING) -> CLOSING -> CLOSED. While OPEN, DRAINING or
+ * CLOSING the registry holds a self-ref to the box, so Lua never collects a
+ * live conn. Closing calls uv_close once; close_cb runs on_close, NULLs the
+ * box, drops the self-ref and frees the struct. Nothing else frees it. */
+#ifndef LUNET_CONN_H
+#define LUNET_CONN_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "list.h"
+
+struct lunet_runtime;
+struct lunet_service;
+
+enum lunet_conn_state { CONN_OPEN, CONN_DRAINING, CONN_CLOSING, CONN_CLOSED };
+
+struct lunet_conn {
+  uv_tcp_t tcp;
+  struct lunet_list node; /* service->conns while OPEN, rt->draining after */
+  struct lunet_service *svc;
+  uint64_t id;
+  uint64_t drain_deadline; /* loop time (ms) when DRAINING gives up */
+  size_t wq_bytes;         /* bytes handed to uv_write, not yet written */
+  const char *close_reason; /* static string */
+  int self_ref;
+  enum lunet_conn_state state;
+  unsigned char reading;
+  unsigned char paused_by_user;
+  unsigned char paused_by_queue;
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } peer;
+};
+
+/* Registers the "lunet.conn" metatable. */
+void lunet_conn_open(lua_State *L);
+
+/* Accepts one pending connection of svc and runs on_connect. */
+void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server);
+
+/* Starts closing: graceful waits for the write queue to flush (bounded by
+ * the service's drain_timeout), otherwise queued data is dropped. on_close
+ * runs later, from close_cb, with reason. Idempotent. */
+void lunet_conn_close(struct lunet_conn *c, const char *reason,
+                      int graceful);
+
+/* Force-closes draining conns past their deadline (all of them if force). */
+void lunet_conn_sweep(struct lunet_runtime *rt, int force);
+
+/* Pushes the conn's box. */
+void lunet_conn_push(lua_State *L, const struct lunet_conn *c);
+
+#endif

@@ -1,0 +1,48 @@
+#include "lunet.h"
+
+#include <lauxlib.h>
+#include <uv.h>
+
+#include "conn.h"
+#include "log.h"
+#include "runtime.h"
+#include "service.h"
+#include "timer.h"
+
+/* lunet.now(): monotonic milliseconds with sub-millisecond precision, read
+ * fresh (not the loop's cached time) so handlers can time their own work. */
+static int lunet_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e6);
+  return 1;
+}
+
+/* lunet.connections(service) -> array of the service's open conns. */
+static int lunet_connections(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  struct lunet_service *svc = lunet_service_find(lunet_rt(L), name);
+  int i = 0;
+  luaL_argcheck(L, svc != NULL, 1, "no such service");
+  lua_createtable(L, (int)svc->nconns, 0);
+  for (struct lunet_list *q = svc->conns.next; q != &svc->conns;
+       q = q->next) {
+    lunet_conn_push(L, lunet_container_of(q, struct lunet_conn, node));
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+int lunet_open(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"after", lunet_timer_after},
+                                   {"every", lunet_timer_every},
+                                   {"now", lunet_now},
+                                   {"connections", lunet_connections},
+                                   {NULL, NULL}};
+  lunet_conn_open(L);
+  lunet_timer_open(L);
+  luaL_newlib(L, funcs);
+  lunet_log_open(L);
+  lua_setfield(L, -2, "log");
+  lua_pushliteral(L, LUNET_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

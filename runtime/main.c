@@ -1,0 +1,123 @@
+/* lunet: command line, signals and the process around one runtime. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "log.h"
+#include "runtime.h"
+#include "service.h"
+
+#define EXIT_USAGE 2
+
+struct signals {
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+};
+
+static int usage_error(const char *msg) {
+  fprintf(stderr, "lunet: %s (see lunet --help)\n", msg);
+  return EXIT_USAGE;
+}
+
+static void signal_cb(uv_signal_t *h, int signum) {
+  lunet_runtime_shutdown(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* Unref'd: a signal handler alone must not keep a finished client alive. */
+static void signals_start(struct signals *s, struct lunet_runtime *rt) {
+  uv_signal_init(&rt->loop, &s->sigint);
+  uv_signal_init(&rt->loop, &s->sigterm);
+  s->sigint.data = s->sigterm.data = rt;
+  uv_signal_start(&s->sigint, signal_cb, SIGINT);
+  uv_signal_start(&s->sigterm, signal_cb, SIGTERM);
+  uv_unref((uv_handle_t *)&s->sigint);
+  uv_unref((uv_handle_t *)&s->sigterm);
+}
+
+static void signals_stop(struct signals *s) {
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+/* Written before the loop starts, so the blocking write is harmless. */
+static int write_pidfile(const char *path) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) return -1;
+  fprintf(f, "%ld\n", (long)getpid());
+  return fclose(f);
+}
+
+static void print_services(struct lunet_runtime *rt) {
+  struct lunet_list *q;
+  printf("%s: ok", rt->script_path);
+  for (q = rt->services.next; q != &rt->services; q = q->next) {
+    struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
+                                                   node);
+    printf("%s %s (tcp %s)", q == rt->services.next ? ":" : ",", svc->name,
+           svc->addr_text);
+  }
+  printf("\n");
+}
+
+static int command_check(struct lunet_runtime *rt) {
+  char err[4096];
+  int usage;
+  if (lunet_runtime_load(rt, err, sizeof err, &usage) < 0) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  print_services(rt);
+  return 0;
+}
+
+static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
+  struct signals sig;
+  if (lunet_runtime_listen(rt) < 0) return 1;
+  if (cli->pidfile != NULL && write_pidfile(cli->pidfile) < 0) {
+    lunet_log(LUNET_LOG_ERROR, "cannot write pidfile", "path", cli->pidfile,
+              "error", strerror(errno), NULL);
+    return 1;
+  }
+  signals_start(&sig, rt);
+  int code = lunet_runtime_run(rt);
+  signals_stop(&sig);
+  if (cli->pidfile != NULL) unlink(cli->pidfile);
+  lunet_log(LUNET_LOG_INFO, "exited", "code", code ? "1" : "0", NULL);
+  return code;
+}
+
+static int command_run(struct lunet_runtime *rt, const struct lunet_cli *cli) {
+  char err[4096];
+  int usage;
+  if (lunet_runtime_load(rt, err, sizeof err, &usage) < 0) {
+    if (usage) return usage_error(err);
+    lunet_log(LUNET_LOG_ERROR, "script load failed", "script",
+              rt->script_path, "error", err, NULL);
+    return 1;
+  }
+  return serve(rt, cli);
+}
+
+int main(int argc, char **argv) {
+  struct lunet_cli cli;
+  char err[1024];
+  if (lunet_cli_parse(argc, argv, &cli, err, sizeof err) < 0)
+    return usage_error(err);
+  if (cli.command == LUNET_CMD_HELP) return fputs(lunet_cli_usage, stdout), 0;
+  if (cli.command == LUNET_CMD_VERSION)
+    return printf("lunet %s (%s, libuv %s)\n", LUNET_VERSION, LUA_RELEASE,
+                  uv_version_string()), 0;
+  /* Peers that vanish must cost an EPIPE on one write, not the process. */
+  signal(SIGPIPE, SIG_IGN);
+  lunet_log_configure(cli.log_level, cli.log_format);
+  struct lunet_runtime *rt = lunet_runtime_new(&cli, err, sizeof err);
+  if (rt == NULL) return usage_error(err);
+  int code = cli.command == LUNET_CMD_CHECK ? command_check(rt)
+                                            : command_run(rt, &cli);
+  lunet_runtime_free(rt);
+  return code;
+}

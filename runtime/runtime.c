@@ -1,0 +1,272 @@
+#include "runtime.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "conn.h"
+#include "log.h"
+#include "lunet.h"
+#include "script.h"
+#include "service.h"
+#include "tcp.h"
+#include "timer.h"
+
+#define SWEEP_INTERVAL_MS 1000
+
+/* {==================================================================
+ * Lua state setup
+ * =================================================================== */
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* lualib/ next to an installed binary wins, then the source tree (a build
+ * tree run), then the configured install prefix; $LUNET_LUALIB overrides. */
+static int find_lualib(char *out, size_t cap) {
+  char exe[PATH_MAX];
+  size_t len = sizeof exe;
+  const char *env = getenv("LUNET_LUALIB");
+  if (env != NULL && is_dir(env)) return snprintf(out, cap, "%s", env), 0;
+  if (uv_exepath(exe, &len) == 0) {
+    snprintf(out, cap, "%s/../share/lunet/lualib", dirname(exe));
+    if (is_dir(out)) return 0;
+  }
+  if (is_dir(LUNET_SOURCE_LUALIB))
+    return snprintf(out, cap, "%s", LUNET_SOURCE_LUALIB), 0;
+  if (is_dir(LUNET_INSTALL_LUALIB))
+    return snprintf(out, cap, "%s", LUNET_INSTALL_LUALIB), 0;
+  return -1;
+}
+
+/* Script directory first (its helper modules), then lualib/, then Lua's
+ * standard paths so Debian's modules (cjson, socket) load in handlers. */
+static void set_package_path(lua_State *L, const char *script_dir,
+                             const char *lualib) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  if (lualib != NULL)
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua;%s",
+                    script_dir, script_dir, lualib, lualib,
+                    lua_tostring(L, -1));
+  else
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", script_dir, script_dir,
+                    lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
+static void set_arg_table(lua_State *L, const struct lunet_cli *cli) {
+  lua_createtable(L, cli->script_argc, 1);
+  lua_pushstring(L, cli->script);
+  lua_rawseti(L, -2, 0);
+  for (int i = 0; i < cli->script_argc; i++) {
+    lua_pushstring(L, cli->script_argv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static void install_lunet_module(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lunet_open(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "lunet");
+  lua_setglobal(L, "lunet");
+  lua_pop(L, 1);
+}
+
+static int runtime_open_lua(struct lunet_runtime *rt, char *err,
+                            size_t errcap) {
+  char lualib[PATH_MAX];
+  int have_lualib = find_lualib(lualib, sizeof lualib) == 0;
+  rt->L = luaL_newstate();
+  if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
+  *(struct lunet_runtime **)lua_getextraspace(rt->L) = rt;
+  luaL_openlibs(rt->L);
+  set_package_path(rt->L, rt->script_dir, have_lualib ? lualib : NULL);
+  if (!have_lualib)
+    lunet_log(LUNET_LOG_WARN, "lualib not found, require \"lunet.*\" will "
+              "fail", "tried", LUNET_SOURCE_LUALIB, NULL);
+  set_arg_table(rt->L, rt->cli);
+  install_lunet_module(rt->L);
+  return 0;
+}
+
+/* }================================================================== */
+
+static void sweep_cb(uv_timer_t *h) {
+  lunet_conn_sweep(lunet_container_of(h->loop, struct lunet_runtime, loop),
+                   0);
+}
+
+static int runtime_set_paths(struct lunet_runtime *rt, char *err,
+                             size_t errcap) {
+  char real[PATH_MAX];
+  if (strlen(rt->cli->script) >= sizeof rt->script_path ||
+      realpath(rt->cli->script, real) == NULL)
+    return snprintf(err, errcap, "cannot read '%s': %s", rt->cli->script,
+                    strerror(errno)), -1;
+  /* Messages name the script as the user wrote it; modules resolve from
+   * its real directory whatever the working directory is. */
+  strcpy(rt->script_path, rt->cli->script);
+  snprintf(rt->script_dir, sizeof rt->script_dir, "%s", dirname(real));
+  return 0;
+}
+
+struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
+                                        char *err, size_t errcap) {
+  struct lunet_runtime *rt = calloc(1, sizeof *rt);
+  if (rt == NULL) return snprintf(err, errcap, "out of memory"), NULL;
+  rt->cli = cli;
+  lunet_list_init(&rt->services);
+  lunet_list_init(&rt->draining);
+  lunet_list_init(&rt->timers);
+  if (runtime_set_paths(rt, err, errcap) < 0) {
+    free(rt);
+    return NULL;
+  }
+  uv_loop_init(&rt->loop);
+  uv_timer_init(&rt->loop, &rt->sweep_timer);
+  uv_timer_start(&rt->sweep_timer, sweep_cb, SWEEP_INTERVAL_MS,
+                 SWEEP_INTERVAL_MS);
+  uv_unref((uv_handle_t *)&rt->sweep_timer);
+  uv_timer_init(&rt->loop, &rt->shutdown_timer);
+  if (runtime_open_lua(rt, err, errcap) < 0) {
+    lunet_runtime_free(rt);
+    return NULL;
+  }
+  return rt;
+}
+
+static int apply_overrides(struct lunet_runtime *rt, char *err,
+                           size_t errcap) {
+  for (int i = 0; i < rt->cli->nlisten; i++) {
+    const struct lunet_listen_override *o = &rt->cli->listen[i];
+    struct lunet_service *svc = lunet_service_find(rt, o->service);
+    if (svc == NULL)
+      return snprintf(err, errcap, "--listen: the script has no service "
+                      "named '%s'", o->service), -1;
+    if (lunet_service_set_addr(svc, o->addr) < 0)
+      return snprintf(err, errcap, "--listen %s=%s: not an address like "
+                      "127.0.0.1:0 or [::1]:0", o->service, o->addr), -1;
+  }
+  return 0;
+}
+
+int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
+                       int *usage) {
+  *usage = 0;
+  if (lunet_script_load(rt, &rt->services, err, errcap) < 0) return -1;
+  rt->version++;
+  if (apply_overrides(rt, err, errcap) < 0) return *usage = 1, -1;
+  return 0;
+}
+
+int lunet_runtime_listen(struct lunet_runtime *rt) {
+  struct lunet_list *q;
+  for (q = rt->services.next; q != &rt->services; q = q->next) {
+    int r = lunet_tcp_listen(lunet_container_of(q, struct lunet_service,
+                                                node));
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+int lunet_runtime_run(struct lunet_runtime *rt) {
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+  return rt->exit_code;
+}
+
+/* {==================================================================
+ * Shutdown and teardown
+ * =================================================================== */
+
+static void close_all_conns(struct lunet_runtime *rt, int graceful) {
+  struct lunet_list *s, *q, *next;
+  for (s = rt->services.next; s != &rt->services; s = s->next) {
+    struct lunet_service *svc = lunet_container_of(s, struct lunet_service,
+                                                   node);
+    lunet_tcp_unlisten(svc);
+    for (q = svc->conns.next; q != &svc->conns; q = next) {
+      next = q->next;
+      lunet_conn_close(lunet_container_of(q, struct lunet_conn, node),
+                       "shutdown", graceful);
+    }
+  }
+  if (!graceful) lunet_conn_sweep(rt, 1);
+}
+
+/* Whatever outlived the grace period (queues that would not drain, timers
+ * that on_close handlers made) is closed now. */
+static void shutdown_timeout_cb(uv_timer_t *h) {
+  struct lunet_runtime *rt = lunet_container_of(h->loop, struct lunet_runtime,
+                                                loop);
+  lunet_log(LUNET_LOG_WARN, "shutdown timeout, closing what is left", NULL);
+  close_all_conns(rt, 0);
+  lunet_timer_stop_all(rt);
+}
+
+static size_t count_conns(struct lunet_runtime *rt) {
+  size_t n = 0;
+  for (struct lunet_list *s = rt->services.next; s != &rt->services;
+       s = s->next)
+    n += lunet_container_of(s, struct lunet_service, node)->nconns;
+  return n;
+}
+
+void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why) {
+  char conns[24];
+  snprintf(conns, sizeof conns, "%zu", count_conns(rt));
+  if (rt->shutting_down) {
+    lunet_log(LUNET_LOG_WARN, "forced shutdown", "signal", why, "conns",
+              conns, NULL);
+    rt->exit_code = 1;
+    close_all_conns(rt, 0);
+    lunet_timer_stop_all(rt);
+    return;
+  }
+  rt->shutting_down = 1;
+  lunet_log(LUNET_LOG_INFO, "shutting down", "signal", why, "conns", conns,
+            NULL);
+  close_all_conns(rt, 1);
+  lunet_timer_stop_all(rt);
+  uv_timer_start(&rt->shutdown_timer, shutdown_timeout_cb,
+                 rt->cli->shutdown_timeout_ms, 0);
+  uv_unref((uv_handle_t *)&rt->shutdown_timer);
+}
+
+static void report_stray_handle(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (uv_is_closing(h)) return;
+  lunet_log(LUNET_LOG_ERROR, "handle left open at exit", "type",
+            uv_handle_type_name(uv_handle_get_type(h)), NULL);
+  uv_close(h, NULL);
+}
+
+void lunet_runtime_free(struct lunet_runtime *rt) {
+  if (rt->L != NULL) {
+    close_all_conns(rt, 0);
+    lunet_timer_stop_all(rt);
+  }
+  uv_close((uv_handle_t *)&rt->sweep_timer, NULL);
+  uv_close((uv_handle_t *)&rt->shutdown_timer, NULL);
+  uv_walk(&rt->loop, report_stray_handle, NULL);
+  uv_run(&rt->loop, UV_RUN_DEFAULT); /* runs every pending close_cb */
+  while (!lunet_list_empty(&rt->services))
+    lunet_service_free(lunet_container_of(rt->services.next,
+                                          struct lunet_service, node));
+  if (rt->L != NULL) lua_close(rt->L);
+  if (uv_loop_close(&rt->loop) != 0)
+    lunet_log(LUNET_LOG_ERROR, "loop not empty at exit", NULL);
+  free(rt);
+}
+
+/* }================================================================== */

@@ -1,0 +1,65 @@
+/* The runtime: one libuv loop, one Lua state, the services of the loaded
+ * script and everything that lives on the loop for them. */
+#ifndef LUNET_RUNTIME_H
+#define LUNET_RUNTIME_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "list.h"
+
+#define LUNET_READ_BUF_SIZE 65536
+
+struct lunet_runtime {
+  uv_loop_t loop;
+  lua_State *L;
+  const struct lunet_cli *cli;
+  char script_path[PATH_MAX];
+  char script_dir[PATH_MAX];
+  struct lunet_list services; /* struct lunet_service.node */
+  struct lunet_list draining; /* conns flushing their queue before close */
+  struct lunet_list timers;   /* struct lunet_timer.node, every live timer */
+  uv_timer_t sweep_timer;     /* enforces drain deadlines */
+  uv_timer_t shutdown_timer;  /* bounds a graceful shutdown */
+  uint64_t last_conn_id;
+  unsigned version;           /* script version serving now, from 1 */
+  unsigned loading_version;   /* version being loaded, 0 outside a load */
+  int shutting_down;
+  int exit_code;
+  /* Reads are delivered to Lua before the next read starts, so one buffer
+   * per loop serves every connection and idle conns hold none. */
+  char read_buf[LUNET_READ_BUF_SIZE];
+};
+
+/* The runtime lives in the Lua state's extra space: one load, no hashing. */
+static inline struct lunet_runtime *lunet_rt(lua_State *L) {
+  return *(struct lunet_runtime **)lua_getextraspace(L);
+}
+
+/* Creates the loop and the Lua state, with package.path covering the
+ * script's directory and lualib/. Returns NULL with err set on failure. */
+struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
+                                        char *err, size_t errcap);
+
+/* Loads cli->script, applies --listen overrides. 0, or -1 with err set and
+ * *usage set when the error is the command line's (exit 2, not 1). */
+int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
+                       int *usage);
+
+/* Binds every service; 0 or a negative UV error (already logged). */
+int lunet_runtime_listen(struct lunet_runtime *rt);
+
+/* Runs the loop until nothing is left on it; returns the exit code. */
+int lunet_runtime_run(struct lunet_runtime *rt);
+
+/* First call: stop accepting, close conns after their queues flush and stop
+ * timers, bounded by --shutdown-timeout. Second call: close everything now. */
+void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why);
+
+/* Closes every handle, runs the loop empty, then closes Lua and the loop. */
+void lunet_runtime_free(struct lunet_runtime *rt);
+
+#endif

@@ -1,0 +1,237 @@
+#include "script.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "runtime.h"
+#include "service.h"
+#include "timer.h"
+
+/* {==================================================================
+ * Running the chunk
+ * =================================================================== */
+
+/* Prefixes the location of the innermost Lua frame when the message has
+ * none, as with errors raised by C functions (bad argument to 'after'). */
+static int load_msghandler(lua_State *L) {
+  lua_Debug ar;
+  const char *msg = luaL_tolstring(L, 1, NULL);
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline <= 0) continue;
+    if (strncmp(msg, ar.short_src, strlen(ar.short_src)) != 0)
+      lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+    break;
+  }
+  return 1;
+}
+
+/* Gives the chunk a fresh _ENV that falls back to the shared globals, so
+ * module-level globals of one version never leak into the next. */
+static void set_fresh_env(lua_State *L) {
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setupvalue(L, -2, 1);
+}
+
+static int push_script_args(lua_State *L, const struct lunet_cli *cli) {
+  luaL_checkstack(L, cli->script_argc + 1, "too many script arguments");
+  for (int i = 0; i < cli->script_argc; i++)
+    lua_pushstring(L, cli->script_argv[i]);
+  return cli->script_argc;
+}
+
+/* Leaves the chunk's result on the stack, or returns -1 with err set. */
+static int run_chunk(struct lunet_runtime *rt, char *err, size_t errcap) {
+  lua_State *L = rt->L;
+  if (luaL_loadfilex(L, rt->script_path, "t") != LUA_OK) {
+    snprintf(err, errcap, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  set_fresh_env(L);
+  lua_pushcfunction(L, load_msghandler);
+  lua_insert(L, -2);
+  int nargs = push_script_args(L, rt->cli);
+  rt->loading_version = rt->version + 1;
+  int status = lua_pcall(L, nargs, 1, -nargs - 2);
+  rt->loading_version = 0;
+  lua_remove(L, -2); /* the message handler */
+  if (status != LUA_OK) {
+    snprintf(err, errcap, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Validating the service table
+ * =================================================================== */
+
+struct check {
+  lua_State *L;
+  const char *path;
+  const char *service;
+  char *err;
+  size_t errcap;
+};
+
+static int check_fail(struct check *k, const char *fmt, const char *what) {
+  char detail[256];
+  snprintf(detail, sizeof detail, fmt, what);
+  snprintf(k->err, k->errcap, "%s: service '%s': %s", k->path, k->service,
+           detail);
+  return -1;
+}
+
+static int find_handler(const char *key) {
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
+    if (strcmp(key, lunet_handler_names[h]) == 0) return h;
+  return -1;
+}
+
+static int check_size(struct check *k, const char *key, size_t *out) {
+  lua_Integer v = lua_tointeger(k->L, -1);
+  if (!lua_isinteger(k->L, -1) || v < 1024 || v > ((lua_Integer)1 << 40))
+    return check_fail(k, "'%s' must be an integer from 1024 to 2^40", key);
+  *out = (size_t)v;
+  return 0;
+}
+
+static int check_seconds(struct check *k, const char *key, unsigned *ms) {
+  lua_Number v = lua_tonumber(k->L, -1);
+  if (!lua_isnumber(k->L, -1) || !(v > 0) || v > 86400)
+    return check_fail(k, "'%s' must be a number of seconds (0 < s <= "
+                         "86400)", key);
+  *ms = (unsigned)(v * 1000);
+  return 0;
+}
+
+/* Checks the field on top of the stack (key below it) and applies it. */
+static int check_field(struct check *k, struct lunet_service *svc,
+                       int refs[LUNET_HANDLER_COUNT]) {
+  lua_State *L = k->L;
+  if (lua_type(L, -2) != LUA_TSTRING)
+    return check_fail(k, "field names must be strings%s", "");
+  const char *key = lua_tostring(L, -2);
+  int h = find_handler(key);
+  if (h >= 0) {
+    if (!lua_isfunction(L, -1))
+      return check_fail(k, "'%s' must be a function", key);
+    lua_pushvalue(L, -1);
+    refs[h] = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+  }
+  if (strcmp(key, "tcp") == 0) {
+    const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                       : NULL;
+    if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
+      return check_fail(k, "'tcp' must be an address like "
+                           "\"0.0.0.0:7000\" or \"[::1]:7000\"%s", "");
+    return 0;
+  }
+  if (strcmp(key, "udp") == 0 || strcmp(key, "http") == 0)
+    return check_fail(k, "'%s' services are not available in this build "
+                         "(only tcp)", key);
+  if (strcmp(key, "write_high_water") == 0)
+    return check_size(k, key, &svc->opt.write_high_water);
+  if (strcmp(key, "max_write_queue") == 0)
+    return check_size(k, key, &svc->opt.max_write_queue);
+  if (strcmp(key, "drain_timeout") == 0)
+    return check_seconds(k, key, &svc->opt.drain_timeout_ms);
+  return check_fail(k, "unknown field '%s'", key);
+}
+
+static void release_refs(lua_State *L, int refs[LUNET_HANDLER_COUNT]) {
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
+    luaL_unref(L, LUA_REGISTRYINDEX, refs[h]);
+}
+
+/* The service's table is on top of the stack. */
+static int check_service(struct check *k, struct lunet_service *svc) {
+  lua_State *L = k->L;
+  int refs[LUNET_HANDLER_COUNT];
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++) refs[h] = LUA_NOREF;
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    if (check_field(k, svc, refs) < 0) {
+      lua_pop(L, 2);
+      release_refs(L, refs);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  lunet_service_set_handlers(L, svc, refs);
+  if (svc->addr_text[0] == '\0')
+    return check_fail(k, "needs an address: tcp = \"0.0.0.0:PORT\"%s", "");
+  if (svc->opt.max_write_queue < svc->opt.write_high_water)
+    return check_fail(k, "max_write_queue must be >= write_high_water%s", "");
+  return 0;
+}
+
+static void free_services(struct lunet_list *list) {
+  while (!lunet_list_empty(list))
+    lunet_service_free(lunet_container_of(list->next, struct lunet_service,
+                                          node));
+}
+
+/* Services table on top; builds one service per entry into `out`. */
+static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
+                          char *err, size_t errcap) {
+  lua_State *L = rt->L;
+  struct check k = {L, rt->script_path, "?", err, errcap};
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE) {
+      snprintf(err, errcap, "%s: each service must be name = { ... }, got "
+               "%s = %s", rt->script_path, luaL_typename(L, -2),
+               luaL_typename(L, -1));
+      lua_pop(L, 2);
+      return -1;
+    }
+    k.service = lua_tostring(L, -2);
+    struct lunet_service *svc = lunet_service_new(rt, k.service);
+    if (svc == NULL) return lua_pop(L, 2), check_fail(&k, "out of memory%s", "");
+    lunet_list_push(out, &svc->node);
+    if (check_service(&k, svc) < 0) return lua_pop(L, 2), -1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* }================================================================== */
+
+int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
+                      char *err, size_t errcap) {
+  lua_State *L = rt->L;
+  struct lunet_list loaded;
+  int top = lua_gettop(L);
+  lunet_list_init(&loaded);
+  int r = run_chunk(rt, err, errcap);
+  if (r == 0 && !lua_istable(L, -1)) {
+    snprintf(err, errcap, "%s: the script must return a table of services, "
+             "got %s", rt->script_path, luaL_typename(L, -1));
+    r = -1;
+  }
+  if (r == 0) r = check_services(rt, &loaded, err, errcap);
+  lua_settop(L, top);
+  if (r < 0) {
+    free_services(&loaded);
+    /* A rejected version must leave nothing running behind it. */
+    lunet_timer_stop_others(rt, rt->version);
+    return -1;
+  }
+  while (!lunet_list_empty(&loaded)) {
+    struct lunet_list *q = loaded.next;
+    lunet_list_remove(q);
+    lunet_list_push(out, q);
+  }
+  return 0;
+}

@@ -1,0 +1,19 @@
+/* Loading a handler script: compile, run in a fresh environment, validate
+ * the returned table of services. Nothing is switched here; the caller
+ * installs the services only once the whole script loaded. */
+#ifndef LUNET_SCRIPT_H
+#define LUNET_SCRIPT_H
+
+#include <stddef.h>
+
+#include "list.h"
+
+struct lunet_runtime;
+
+/* Loads rt->script_path as version rt->version + 1 and appends the new,
+ * not yet listening services to `out`. Returns 0, or -1 with a message
+ * naming file:line (or the service at fault) in err and `out` untouched. */
+int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
+                      char *err, size_t errcap);
+
+#endif

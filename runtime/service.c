@@ -1,0 +1,76 @@
+#include "service.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "runtime.h"
+
+const char *const lunet_handler_names[LUNET_HANDLER_COUNT] = {
+    "on_connect", "on_data", "on_close", "on_drain"};
+
+static const struct lunet_service_options default_options = {
+    .write_high_water = 1 << 20,
+    .max_write_queue = 16 << 20,
+    .drain_timeout_ms = 10000,
+};
+
+struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
+                                        const char *name) {
+  struct lunet_service *svc = calloc(1, sizeof *svc);
+  if (svc == NULL) return NULL;
+  svc->name = strdup(name);
+  if (svc->name == NULL) {
+    free(svc);
+    return NULL;
+  }
+  svc->rt = rt;
+  svc->opt = default_options;
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++) svc->handler_ref[h] = LUA_NOREF;
+  lunet_list_init(&svc->node);
+  lunet_list_init(&svc->conns);
+  return svc;
+}
+
+/* Only for a service with no listener and no conns left. */
+void lunet_service_free(struct lunet_service *svc) {
+  int none[LUNET_HANDLER_COUNT];
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++) none[h] = LUA_NOREF;
+  lunet_service_set_handlers(svc->rt->L, svc, none);
+  lunet_list_remove(&svc->node);
+  free(svc->name);
+  free(svc);
+}
+
+struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
+                                         const char *name) {
+  struct lunet_list *q;
+  for (q = rt->services.next; q != &rt->services; q = q->next) {
+    struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
+                                                   node);
+    if (strcmp(svc->name, name) == 0) return svc;
+  }
+  return NULL;
+}
+
+int lunet_service_set_addr(struct lunet_service *svc, const char *text) {
+  if (strlen(text) >= sizeof svc->addr_text) return UV_EINVAL;
+  if (lunet_addr_parse(text, &svc->addr) < 0) return UV_EINVAL;
+  strcpy(svc->addr_text, text);
+  return 0;
+}
+
+int lunet_service_push_handler(lua_State *L, const struct lunet_service *svc,
+                               enum lunet_handler h) {
+  if (svc->handler_ref[h] == LUA_NOREF) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, svc->handler_ref[h]);
+  return 1;
+}
+
+void lunet_service_set_handlers(lua_State *L, struct lunet_service *svc,
+                                const int refs[LUNET_HANDLER_COUNT]) {
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, svc->handler_ref[h]);
+    svc->handler_ref[h] = refs[h];
+  }
+}

@@ -1,0 +1,64 @@
+/* A service: a named listener plus the handlers and options that its
+ * connections dispatch to. Handlers are looked up at event time through the
+ * service, never cached per connection, so a reload reaches live conns. */
+#ifndef LUNET_SERVICE_H
+#define LUNET_SERVICE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "addr.h"
+#include "list.h"
+
+struct lunet_runtime;
+
+enum lunet_handler {
+  LUNET_ON_CONNECT,
+  LUNET_ON_DATA,
+  LUNET_ON_CLOSE,
+  LUNET_ON_DRAIN,
+  LUNET_HANDLER_COUNT
+};
+
+extern const char *const lunet_handler_names[LUNET_HANDLER_COUNT];
+
+struct lunet_service_options {
+  size_t write_high_water; /* queued bytes that pause reading */
+  size_t max_write_queue;  /* queued bytes that drop a slow consumer */
+  unsigned drain_timeout_ms; /* bound on flushing a closing conn */
+};
+
+struct lunet_service {
+  struct lunet_list node; /* in runtime->services */
+  struct lunet_runtime *rt;
+  char *name;
+  char addr_text[LUNET_ADDR_STRLEN]; /* configured address */
+  struct sockaddr_storage addr;
+  char bound[LUNET_ADDR_STRLEN]; /* real address once listening */
+  int handler_ref[LUNET_HANDLER_COUNT]; /* registry refs or LUA_NOREF */
+  struct lunet_service_options opt;
+  uv_tcp_t *listener; /* NULL while not listening; freed in its close_cb */
+  struct lunet_list conns; /* open conns, struct lunet_conn.node */
+  size_t nconns;           /* open and draining conns */
+};
+
+struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
+                                        const char *name);
+void lunet_service_free(struct lunet_service *svc);
+struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
+                                         const char *name);
+
+/* Sets the address from text; 0 or UV_EINVAL. */
+int lunet_service_set_addr(struct lunet_service *svc, const char *text);
+
+/* Pushes the handler, or nothing and returns 0 when the script has none. */
+int lunet_service_push_handler(lua_State *L, const struct lunet_service *svc,
+                               enum lunet_handler h);
+
+/* Replaces the handler refs, releasing the old ones. */
+void lunet_service_set_handlers(lua_State *L, struct lunet_service *svc,
+                                const int refs[LUNET_HANDLER_COUNT]);
+
+#endif

@@ -1,0 +1,61 @@
+#include "tcp.h"
+
+#include <stdlib.h>
+
+#include "conn.h"
+#include "log.h"
+#include "runtime.h"
+#include "service.h"
+
+#define LISTEN_BACKLOG 511
+
+static void tcp_connection_cb(uv_stream_t *server, int status) {
+  struct lunet_service *svc = server->data;
+  if (status < 0) {
+    lunet_log(LUNET_LOG_WARN, "accept failed", "service", svc->name, "error",
+              uv_strerror(status), NULL);
+    return;
+  }
+  lunet_conn_accept(svc, server);
+}
+
+static void tcp_listener_close_cb(uv_handle_t *h) { free(h); }
+
+static int tcp_bind(struct lunet_service *svc, uv_tcp_t *tcp) {
+  struct sockaddr_storage bound;
+  int r, len = sizeof bound;
+  if ((r = uv_tcp_bind(tcp, (struct sockaddr *)&svc->addr, 0)) < 0) return r;
+  if ((r = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG,
+                     tcp_connection_cb)) < 0)
+    return r;
+  if ((r = uv_tcp_getsockname(tcp, (struct sockaddr *)&bound, &len)) < 0)
+    return r;
+  return lunet_addr_format((struct sockaddr *)&bound, svc->bound,
+                           sizeof svc->bound);
+}
+
+int lunet_tcp_listen(struct lunet_service *svc) {
+  uv_tcp_t *tcp = malloc(sizeof *tcp);
+  int r;
+  if (tcp == NULL) return UV_ENOMEM;
+  uv_tcp_init(&svc->rt->loop, tcp);
+  tcp->data = svc;
+  if ((r = tcp_bind(svc, tcp)) < 0) {
+    uv_close((uv_handle_t *)tcp, tcp_listener_close_cb);
+    lunet_log(LUNET_LOG_ERROR, "listen failed", "service", svc->name, "proto",
+              "tcp", "addr", svc->addr_text, "error", uv_strerror(r), NULL);
+    return r;
+  }
+  svc->listener = tcp;
+  lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto", "tcp",
+            "addr", svc->bound, NULL);
+  return 0;
+}
+
+void lunet_tcp_unlisten(struct lunet_service *svc) {
+  if (svc->listener == NULL) return;
+  uv_close((uv_handle_t *)svc->listener, tcp_listener_close_cb);
+  svc->listener = NULL;
+  lunet_log(LUNET_LOG_INFO, "stopped listening", "service", svc->name,
+            "addr", svc->bound, NULL);
+}

@@ -1,0 +1,2 @@
+lunet.after("soon", function() end)
+return {}

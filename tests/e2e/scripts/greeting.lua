@@ -1,0 +1,2 @@
+-- A helper module next to the script that requires it.
+return { text = "hello" }

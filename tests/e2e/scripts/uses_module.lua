@@ -1,0 +1,3 @@
+local greeting = require("greeting")
+lunet.log.info("module loaded", { greeting = greeting.text })
+return {}
