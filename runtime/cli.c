@@ -9,6 +9,7 @@
 const char lunet_cli_usage[] =
     "usage: lunet run SCRIPT [options] [-- ARGS...]\n"
     "       lunet check SCRIPT\n"
+    "       lunet reload [--pid N | --pidfile FILE | --control PATH]\n"
     "       lunet --version | --help\n"
     "\n"
     "options for run:\n"
@@ -17,6 +18,13 @@ const char lunet_cli_usage[] =
     "  --log-level LEVEL       debug, info (default), warn or error\n"
     "  --log-format FORMAT     text (logfmt, default) or json\n"
     "  --shutdown-timeout SEC  graceful shutdown limit (default 10)\n"
+    "  --watch                 reload when the script or its modules change\n"
+    "  --control PATH          control socket for `lunet reload` (default:\n"
+    "                          $XDG_RUNTIME_DIR/lunet/PID.sock or\n"
+    "                          /tmp/lunet-UID/PID.sock)\n"
+    "\n"
+    "lunet reload with no option finds the one instance started from the\n"
+    "current directory. SIGHUP reloads too.\n"
     "\n"
     "ADDR is IPv4:PORT, [IPv6]:PORT or *:PORT. SIGTERM or SIGINT shut down\n"
     "gracefully; a second signal forces the exit.\n";
@@ -70,9 +78,43 @@ static int parse_seconds(struct parser *p, const char *value, unsigned *ms) {
   return 0;
 }
 
+static int parse_pid(struct parser *p, struct lunet_cli *cli,
+                     const char *value) {
+  char *end;
+  long pid = strtol(value, &end, 10);
+  if (*value == '\0' || *end != '\0' || pid <= 0)
+    return fail(p, "--pid expects a process id, got '%s'", value);
+  cli->pid = pid;
+  return 0;
+}
+
+/* reload takes only the options that say which instance to reach. */
+static int parse_reload_option(struct parser *p, struct lunet_cli *cli,
+                               const char *arg) {
+  const char *v;
+  if ((v = option_value(p, arg, "--pid")) != NULL)
+    return parse_pid(p, cli, v);
+  if ((v = option_value(p, arg, "--pidfile")) != NULL) {
+    cli->pidfile = v;
+    return *v ? 0 : fail(p, "%s needs a value", arg);
+  }
+  if ((v = option_value(p, arg, "--control")) != NULL) {
+    cli->control = v;
+    return *v ? 0 : fail(p, "%s needs a value", arg);
+  }
+  return fail(p, "unknown option '%s' for reload", arg);
+}
+
 static int parse_option(struct parser *p, struct lunet_cli *cli,
                         const char *arg) {
   const char *v;
+  if (cli->command == LUNET_CMD_RELOAD)
+    return parse_reload_option(p, cli, arg);
+  if (strcmp(arg, "--watch") == 0) return cli->watch = 1, 0;
+  if ((v = option_value(p, arg, "--control")) != NULL) {
+    cli->control = v;
+    return *v ? 0 : fail(p, "%s needs a value", arg);
+  }
   if ((v = option_value(p, arg, "--listen")) != NULL)
     return *v ? parse_listen(p, cli, v) : fail(p, "%s needs a value", arg);
   if ((v = option_value(p, arg, "--pidfile")) != NULL) {
@@ -103,6 +145,8 @@ static int parse_command(struct parser *p, struct lunet_cli *cli) {
     cli->command = LUNET_CMD_RUN;
   } else if (strcmp(cmd, "check") == 0) {
     cli->command = LUNET_CMD_CHECK;
+  } else if (strcmp(cmd, "reload") == 0) {
+    cli->command = LUNET_CMD_RELOAD;
   } else {
     return fail(p, "unknown command '%s'", cmd);
   }
@@ -122,6 +166,8 @@ static int parse_arguments(struct parser *p, struct lunet_cli *cli) {
       if (cli->command == LUNET_CMD_CHECK)
         return fail(p, "check takes no option ('%s')", arg);
       if (parse_option(p, cli, arg) < 0) return -1;
+    } else if (cli->command == LUNET_CMD_RELOAD) {
+      return fail(p, "reload takes no argument ('%s')", arg);
     } else if (cli->script == NULL) {
       cli->script = arg;
     } else {
@@ -144,6 +190,11 @@ int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
   if (cli->command == LUNET_CMD_HELP || cli->command == LUNET_CMD_VERSION)
     return p.i < argc ? fail(&p, "unexpected argument '%s'", argv[p.i]) : 0;
   if (parse_arguments(&p, cli) < 0) return -1;
+  if (cli->command == LUNET_CMD_RELOAD) {
+    int n = (cli->pid != 0) + (cli->pidfile != NULL) + (cli->control != NULL);
+    return n > 1 ? fail(&p, "reload takes one of --pid, --pidfile, "
+                            "--control%s", "") : 0;
+  }
   if (cli->script == NULL) return fail(&p, "missing SCRIPT%s", "");
   return 0;
 }

@@ -6,8 +6,8 @@
 
 #define LUNET_MAX_LISTEN 64
 
-enum lunet_command { LUNET_CMD_RUN, LUNET_CMD_CHECK, LUNET_CMD_HELP,
-                     LUNET_CMD_VERSION };
+enum lunet_command { LUNET_CMD_RUN, LUNET_CMD_CHECK, LUNET_CMD_RELOAD,
+                     LUNET_CMD_HELP, LUNET_CMD_VERSION };
 
 struct lunet_listen_override {
   const char *service;
@@ -22,6 +22,9 @@ struct lunet_cli {
   int log_level;
   int log_format;
   const char *pidfile;
+  const char *control; /* control socket path (run: where; reload: whom) */
+  long pid;            /* reload: the instance's process id */
+  int watch;
   unsigned shutdown_timeout_ms;
   int script_argc; /* arguments after "--", handed to the script */
   char **script_argv;

@@ -106,7 +106,7 @@ static void conn_close_cb(uv_handle_t *h) {
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
   c->self_ref = LUA_NOREF;
-  c->svc->nconns--;
+  lunet_service_conn_gone(c->svc);
   free(c);
 }
 

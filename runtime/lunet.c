@@ -31,11 +31,44 @@ static int lunet_connections(lua_State *L) {
   return 1;
 }
 
+static const char states_key = 'S'; /* registry: name -> state table */
+
+/* lunet.state(name [, init]) -> the table registered under name, made on
+ * first use from init (a table, or a function returning one). It lives in
+ * the runtime, not in a script version, so it survives every reload. */
+static int lunet_state(lua_State *L) {
+  luaL_checkstring(L, 1);
+  lua_settop(L, 2);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &states_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &states_key);
+  }
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, 3) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  if (lua_isfunction(L, 2)) {
+    lua_pushvalue(L, 2);
+    lua_call(L, 0, 1);
+  } else if (lua_isnil(L, 2)) {
+    lua_newtable(L);
+  } else {
+    lua_pushvalue(L, 2);
+  }
+  luaL_argexpected(L, lua_istable(L, -1), 2, "table or function");
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 3);
+  return 1;
+}
+
 int lunet_open(lua_State *L) {
   static const luaL_Reg funcs[] = {{"after", lunet_timer_after},
                                    {"every", lunet_timer_every},
                                    {"now", lunet_now},
                                    {"connections", lunet_connections},
+                                   {"state", lunet_state},
                                    {NULL, NULL}};
   lunet_conn_open(L);
   lunet_timer_open(L);

@@ -7,15 +7,20 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "control.h"
 #include "log.h"
+#include "reload.h"
+#include "reload_client.h"
 #include "runtime.h"
 #include "service.h"
+#include "watch.h"
 
 #define EXIT_USAGE 2
 
 struct signals {
   uv_signal_t sigint;
   uv_signal_t sigterm;
+  uv_signal_t sighup;
 };
 
 static int usage_error(const char *msg) {
@@ -24,23 +29,32 @@ static int usage_error(const char *msg) {
 }
 
 static void signal_cb(uv_signal_t *h, int signum) {
-  lunet_runtime_shutdown(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+  char msg[4096];
+  if (signum == SIGHUP)
+    lunet_reload(h->data, "SIGHUP", msg, sizeof msg); /* logs the outcome */
+  else
+    lunet_runtime_shutdown(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* Unref'd: a signal handler alone must not keep a finished client alive. */
+static void signal_start(uv_signal_t *h, struct lunet_runtime *rt,
+                         int signum) {
+  uv_signal_init(&rt->loop, h);
+  h->data = rt;
+  uv_signal_start(h, signal_cb, signum);
+  uv_unref((uv_handle_t *)h);
+}
+
 static void signals_start(struct signals *s, struct lunet_runtime *rt) {
-  uv_signal_init(&rt->loop, &s->sigint);
-  uv_signal_init(&rt->loop, &s->sigterm);
-  s->sigint.data = s->sigterm.data = rt;
-  uv_signal_start(&s->sigint, signal_cb, SIGINT);
-  uv_signal_start(&s->sigterm, signal_cb, SIGTERM);
-  uv_unref((uv_handle_t *)&s->sigint);
-  uv_unref((uv_handle_t *)&s->sigterm);
+  signal_start(&s->sigint, rt, SIGINT);
+  signal_start(&s->sigterm, rt, SIGTERM);
+  signal_start(&s->sighup, rt, SIGHUP);
 }
 
 static void signals_stop(struct signals *s) {
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sighup, NULL);
 }
 
 /* Written before the loop starts, so the blocking write is harmless. */
@@ -82,6 +96,8 @@ static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
               "error", strerror(errno), NULL);
     return 1;
   }
+  if (lunet_control_start(rt, cli->control) < 0) return 1;
+  if (cli->watch && lunet_watch_start(rt) < 0) return 1;
   signals_start(&sig, rt);
   int code = lunet_runtime_run(rt);
   signals_stop(&sig);
@@ -111,6 +127,7 @@ int main(int argc, char **argv) {
   if (cli.command == LUNET_CMD_VERSION)
     return printf("lunet %s (%s, libuv %s)\n", LUNET_VERSION, LUA_RELEASE,
                   uv_version_string()), 0;
+  if (cli.command == LUNET_CMD_RELOAD) return lunet_reload_command(&cli);
   /* Peers that vanish must cost an EPIPE on one write, not the process. */
   signal(SIGPIPE, SIG_IGN);
   lunet_log_configure(cli.log_level, cli.log_format);

@@ -10,12 +10,15 @@
 #include <lualib.h>
 
 #include "conn.h"
+#include "control.h"
 #include "log.h"
 #include "lunet.h"
+#include "modules.h"
 #include "script.h"
 #include "service.h"
 #include "tcp.h"
 #include "timer.h"
+#include "watch.h"
 
 #define SWEEP_INTERVAL_MS 1000
 
@@ -46,19 +49,14 @@ static int find_lualib(char *out, size_t cap) {
   return -1;
 }
 
-/* Script directory first (its helper modules), then lualib/, then Lua's
- * standard paths so Debian's modules (cjson, socket) load in handlers. */
-static void set_package_path(lua_State *L, const char *script_dir,
-                             const char *lualib) {
+/* lualib/ ahead of Lua's standard paths, which stay so Debian's modules
+ * (cjson, socket) load in handlers. The script's own directory comes first
+ * through lunet_modules_install. */
+static void set_package_path(lua_State *L, const char *lualib) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
-  if (lualib != NULL)
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua;%s",
-                    script_dir, script_dir, lualib, lualib,
-                    lua_tostring(L, -1));
-  else
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", script_dir, script_dir,
-                    lua_tostring(L, -1));
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", lualib, lualib,
+                  lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 2);
 }
@@ -91,7 +89,8 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
   if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
   *(struct lunet_runtime **)lua_getextraspace(rt->L) = rt;
   luaL_openlibs(rt->L);
-  set_package_path(rt->L, rt->script_dir, have_lualib ? lualib : NULL);
+  if (have_lualib) set_package_path(rt->L, lualib);
+  lunet_modules_install(rt->L, rt->script_dir);
   if (!have_lualib)
     lunet_log(LUNET_LOG_WARN, "lualib not found, require \"lunet.*\" will "
               "fail", "tried", LUNET_SOURCE_LUALIB, NULL);
@@ -146,11 +145,22 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
   return rt;
 }
 
-static int apply_overrides(struct lunet_runtime *rt, char *err,
-                           size_t errcap) {
+static struct lunet_service *find_in(struct lunet_list *list,
+                                     const char *name) {
+  for (struct lunet_list *q = list->next; q != list; q = q->next) {
+    struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
+                                                   node);
+    if (strcmp(svc->name, name) == 0) return svc;
+  }
+  return NULL;
+}
+
+int lunet__runtime_apply_overrides(struct lunet_runtime *rt,
+                                   struct lunet_list *services, char *err,
+                                   size_t errcap) {
   for (int i = 0; i < rt->cli->nlisten; i++) {
     const struct lunet_listen_override *o = &rt->cli->listen[i];
-    struct lunet_service *svc = lunet_service_find(rt, o->service);
+    struct lunet_service *svc = find_in(services, o->service);
     if (svc == NULL)
       return snprintf(err, errcap, "--listen: the script has no service "
                       "named '%s'", o->service), -1;
@@ -161,12 +171,20 @@ static int apply_overrides(struct lunet_runtime *rt, char *err,
   return 0;
 }
 
+/* The first version: no hook runs (on_reload is for reloads only). */
 int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
                        int *usage) {
+  struct lunet_list *q;
+  int hook_ref;
   *usage = 0;
-  if (lunet_script_load(rt, &rt->services, err, errcap) < 0) return -1;
+  if (lunet_script_load(rt, &rt->services, &hook_ref, err, errcap) < 0)
+    return -1;
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, hook_ref);
   rt->version++;
-  if (apply_overrides(rt, err, errcap) < 0) return *usage = 1, -1;
+  for (q = rt->services.next; q != &rt->services; q = q->next)
+    lunet_container_of(q, struct lunet_service, node)->version = rt->version;
+  if (lunet__runtime_apply_overrides(rt, &rt->services, err, errcap) < 0)
+    return *usage = 1, -1;
   return 0;
 }
 
@@ -236,6 +254,8 @@ void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why) {
   rt->shutting_down = 1;
   lunet_log(LUNET_LOG_INFO, "shutting down", "signal", why, "conns", conns,
             NULL);
+  lunet_control_stop(rt);
+  lunet_watch_stop(rt);
   close_all_conns(rt, 1);
   lunet_timer_stop_all(rt);
   uv_timer_start(&rt->shutdown_timer, shutdown_timeout_cb,
@@ -252,6 +272,8 @@ static void report_stray_handle(uv_handle_t *h, void *arg) {
 }
 
 void lunet_runtime_free(struct lunet_runtime *rt) {
+  lunet_control_stop(rt);
+  lunet_watch_stop(rt);
   if (rt->L != NULL) {
     close_all_conns(rt, 0);
     lunet_timer_stop_all(rt);

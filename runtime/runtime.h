@@ -29,6 +29,10 @@ struct lunet_runtime {
   unsigned loading_version;   /* version being loaded, 0 outside a load */
   int shutting_down;
   int exit_code;
+  struct lunet_control *control; /* NULL when not listening */
+  struct lunet_watch *watch;     /* NULL without --watch */
+  uint64_t reloads_ok;
+  uint64_t reloads_failed;
   /* Reads are delivered to Lua before the next read starts, so one buffer
    * per loop serves every connection and idle conns hold none. */
   char read_buf[LUNET_READ_BUF_SIZE];
@@ -48,6 +52,12 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
  * *usage set when the error is the command line's (exit 2, not 1). */
 int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
                        int *usage);
+
+/* Applies the --listen overrides to freshly loaded services, so a reload
+ * keeps the addresses the command line chose. 0, or -1 with err set. */
+int lunet__runtime_apply_overrides(struct lunet_runtime *rt,
+                                   struct lunet_list *services, char *err,
+                                   size_t errcap);
 
 /* Binds every service; 0 or a negative UV error (already logged). */
 int lunet_runtime_listen(struct lunet_runtime *rt);

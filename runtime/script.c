@@ -182,13 +182,24 @@ static void free_services(struct lunet_list *list) {
                                           node));
 }
 
+/* The one top-level entry that is not a service: a function run after a
+ * reload has switched to this version. */
+static int take_hook(lua_State *L, int *hook_ref) {
+  if (lua_type(L, -2) != LUA_TSTRING ||
+      strcmp(lua_tostring(L, -2), "on_reload") != 0 || !lua_isfunction(L, -1))
+    return 0;
+  *hook_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
 /* Services table on top; builds one service per entry into `out`. */
 static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
-                          char *err, size_t errcap) {
+                          int *hook_ref, char *err, size_t errcap) {
   lua_State *L = rt->L;
   struct check k = {L, rt->script_path, "?", err, errcap};
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
+    if (take_hook(L, hook_ref)) continue;
     if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE) {
       snprintf(err, errcap, "%s: each service must be name = { ... }, got "
                "%s = %s", rt->script_path, luaL_typename(L, -2),
@@ -209,20 +220,23 @@ static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
 /* }================================================================== */
 
 int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
-                      char *err, size_t errcap) {
+                      int *hook_ref, char *err, size_t errcap) {
   lua_State *L = rt->L;
   struct lunet_list loaded;
   int top = lua_gettop(L);
   lunet_list_init(&loaded);
+  *hook_ref = LUA_NOREF;
   int r = run_chunk(rt, err, errcap);
   if (r == 0 && !lua_istable(L, -1)) {
     snprintf(err, errcap, "%s: the script must return a table of services, "
              "got %s", rt->script_path, luaL_typename(L, -1));
     r = -1;
   }
-  if (r == 0) r = check_services(rt, &loaded, err, errcap);
+  if (r == 0) r = check_services(rt, &loaded, hook_ref, err, errcap);
   lua_settop(L, top);
   if (r < 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *hook_ref);
+    *hook_ref = LUA_NOREF;
     free_services(&loaded);
     /* A rejected version must leave nothing running behind it. */
     lunet_timer_stop_others(rt, rt->version);

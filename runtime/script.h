@@ -11,9 +11,11 @@
 struct lunet_runtime;
 
 /* Loads rt->script_path as version rt->version + 1 and appends the new,
- * not yet listening services to `out`. Returns 0, or -1 with a message
- * naming file:line (or the service at fault) in err and `out` untouched. */
+ * not yet listening services to `out`; *hook_ref gets the script's
+ * on_reload function (or LUA_NOREF). Returns 0, or -1 with a message naming
+ * file:line (or the service at fault) in err, `out` untouched and every
+ * timer the failed version made stopped. */
 int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
-                      char *err, size_t errcap);
+                      int *hook_ref, char *err, size_t errcap);
 
 #endif

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 
 #include "runtime.h"
+#include "tcp.h"
 
 const char *const lunet_handler_names[LUNET_HANDLER_COUNT] = {
     "on_connect", "on_data", "on_close", "on_drain"};
@@ -48,7 +49,7 @@ struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
   for (q = rt->services.next; q != &rt->services; q = q->next) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
-    if (strcmp(svc->name, name) == 0) return svc;
+    if (!svc->retired && strcmp(svc->name, name) == 0) return svc;
   }
   return NULL;
 }
@@ -73,4 +74,14 @@ void lunet_service_set_handlers(lua_State *L, struct lunet_service *svc,
     luaL_unref(L, LUA_REGISTRYINDEX, svc->handler_ref[h]);
     svc->handler_ref[h] = refs[h];
   }
+}
+
+void lunet_service_retire(struct lunet_service *svc) {
+  lunet_tcp_unlisten(svc);
+  svc->retired = 1;
+  if (svc->nconns == 0) lunet_service_free(svc);
+}
+
+void lunet_service_conn_gone(struct lunet_service *svc) {
+  if (--svc->nconns == 0 && svc->retired) lunet_service_free(svc);
 }

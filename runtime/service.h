@@ -42,13 +42,22 @@ struct lunet_service {
   uv_tcp_t *listener; /* NULL while not listening; freed in its close_cb */
   struct lunet_list conns; /* open conns, struct lunet_conn.node */
   size_t nconns;           /* open and draining conns */
+  unsigned version;        /* last script version that declared it */
+  int retired;             /* removed by a reload; freed with its last conn */
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
                                         const char *name);
 void lunet_service_free(struct lunet_service *svc);
+/* Finds a live (not retired) service by name. */
 struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
                                          const char *name);
+
+/* Stops accepting; the service is freed once its last conn is gone. */
+void lunet_service_retire(struct lunet_service *svc);
+
+/* Called when a conn of svc is freed. */
+void lunet_service_conn_gone(struct lunet_service *svc);
 
 /* Sets the address from text; 0 or UV_EINVAL. */
 int lunet_service_set_addr(struct lunet_service *svc, const char *text);

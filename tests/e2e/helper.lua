@@ -148,6 +148,31 @@ function M.run(args, opts)
   return code, p:stdout(), p:log()
 end
 
+-- A fresh directory for scripts a spec rewrites; removed by cleanup().
+local tmpdirs = {}
+function M.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. shell_quote(d)))
+  tmpdirs[#tmpdirs + 1] = d
+  return d
+end
+
+local cleanup_procs = M.cleanup
+function M.cleanup()
+  cleanup_procs()
+  for _, d in ipairs(tmpdirs) do os.execute("rm -rf " .. shell_quote(d)) end
+  tmpdirs = {}
+end
+
+-- Sends `line` and reads one reply line.
+function M.ask(c, line)
+  assert(c:send(line .. "\n"))
+  local reply, err = c:receive("*l")
+  if not reply then error("no reply to " .. line .. ": " .. err, 2) end
+  return reply
+end
+
 local function split_addr(addr)
   local host, port = addr:match("^%[(.+)%]:(%d+)$")
   if not host then host, port = addr:match("^(.+):(%d+)$") end

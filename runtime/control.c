@@ -1,0 +1,255 @@
+#include "control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "log.h"
+#include "reload.h"
+#include "runtime.h"
+
+#define REQUEST_MAX 256
+#define REPLY_MAX 4096
+#define CLIENT_TIMEOUT_MS 10000
+
+/* One control client: a pipe and a timer that bounds how long it may take
+ * to send its line. Freed when both handles have closed. */
+struct ctl_client {
+  uv_pipe_t pipe;
+  uv_timer_t timer;
+  uv_write_t write_req;
+  struct lunet_runtime *rt;
+  int open_handles;
+  size_t len;
+  char request[REQUEST_MAX];
+  char reply[REPLY_MAX];
+};
+
+struct lunet_control {
+  uv_pipe_t server;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+int lunet_control_dir(char *out, size_t cap, int create) {
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  int n = xdg && *xdg ? snprintf(out, cap, "%s/lunet", xdg)
+                      : snprintf(out, cap, "/tmp/lunet-%u", (unsigned)getuid());
+  if (n < 0 || (size_t)n >= cap) return -1;
+  if (!create) return 0;
+  if (mkdir(out, 0700) < 0 && errno != EEXIST) return -1;
+  struct stat st;
+  /* Refuse a directory someone else owns: it could redirect our reloads. */
+  if (stat(out, &st) < 0 || st.st_uid != getuid() || (st.st_mode & 077))
+    return -1;
+  return 0;
+}
+
+/* {==================================================================
+ * Server side, on the loop
+ * =================================================================== */
+
+static void client_handle_closed(uv_handle_t *h) {
+  struct ctl_client *c = h->data;
+  if (--c->open_handles == 0) free(c);
+}
+
+static void client_close(struct ctl_client *c) {
+  if (!uv_is_closing((uv_handle_t *)&c->pipe))
+    uv_close((uv_handle_t *)&c->pipe, client_handle_closed);
+  if (!uv_is_closing((uv_handle_t *)&c->timer))
+    uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+}
+
+static void client_written(uv_write_t *req, int status) {
+  (void)status; /* the client may have gone; nothing more to tell it */
+  client_close(req->data);
+}
+
+static void client_reply(struct ctl_client *c, const char *status,
+                         const char *detail) {
+  int n = snprintf(c->reply, sizeof c->reply, "%s %s\n", status, detail);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof c->reply) {
+    n = sizeof c->reply - 1;
+    c->reply[n - 1] = '\n';
+  }
+  uv_buf_t buf = uv_buf_init(c->reply, (unsigned)n);
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  uv_timer_stop(&c->timer);
+  c->write_req.data = c;
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1,
+               client_written) < 0)
+    client_close(c);
+}
+
+/* Newlines in an error (a traceback) would end the reply line early. */
+static void flatten(char *s) {
+  for (; *s; s++)
+    if (*s == '\n' || *s == '\r') *s = ' ';
+}
+
+static void client_command(struct ctl_client *c) {
+  char msg[REPLY_MAX - 16];
+  if (strcmp(c->request, "reload") == 0) {
+    int r = lunet_reload(c->rt, "control", msg, sizeof msg);
+    flatten(msg);
+    client_reply(c, r == 0 ? "ok" : "error", msg);
+  } else if (strcmp(c->request, "ping") == 0) {
+    snprintf(msg, sizeof msg, "pid=%ld version=%u", (long)getpid(),
+             c->rt->version);
+    client_reply(c, "ok", msg);
+  } else {
+    client_reply(c, "error", "unknown command (known: reload, ping)");
+  }
+}
+
+static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct ctl_client *c = h->data;
+  (void)suggested;
+  *buf = uv_buf_init(c->request + c->len,
+                     (unsigned)(sizeof c->request - 1 - c->len));
+}
+
+static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct ctl_client *c = s->data;
+  (void)buf;
+  if (nread < 0) return client_close(c);
+  c->len += (size_t)nread;
+  c->request[c->len] = '\0';
+  char *eol = strchr(c->request, '\n');
+  if (eol != NULL) {
+    *eol = '\0';
+    return client_command(c);
+  }
+  if (c->len == sizeof c->request - 1)
+    client_reply(c, "error", "request too long");
+}
+
+static void client_timeout(uv_timer_t *t) {
+  lunet_log(LUNET_LOG_WARN, "control client timed out", NULL);
+  client_close(t->data);
+}
+
+static void control_connection(uv_stream_t *server, int status) {
+  struct lunet_runtime *rt = server->data;
+  struct ctl_client *c;
+  if (status < 0 || (c = calloc(1, sizeof *c)) == NULL) return;
+  c->rt = rt;
+  c->open_handles = 2;
+  uv_pipe_init(&rt->loop, &c->pipe, 0);
+  uv_timer_init(&rt->loop, &c->timer);
+  c->pipe.data = c->timer.data = c;
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) return client_close(c);
+  uv_timer_start(&c->timer, client_timeout, CLIENT_TIMEOUT_MS, 0);
+  uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read);
+}
+
+static int control_bind(struct lunet_runtime *rt, struct lunet_control *ctl,
+                        const char *path) {
+  char dir[PATH_MAX];
+  if (path != NULL) {
+    if (strlen(path) >= sizeof ctl->path) return UV_ENAMETOOLONG;
+    strcpy(ctl->path, path);
+  } else {
+    if (lunet_control_dir(dir, sizeof dir, 1) < 0) return UV_EACCES;
+    if (snprintf(ctl->path, sizeof ctl->path, "%s/%ld.sock", dir,
+                 (long)getpid()) >= (int)sizeof ctl->path)
+      return UV_ENAMETOOLONG;
+  }
+  unlink(ctl->path); /* a stale socket of a dead process with our pid */
+  uv_pipe_init(&rt->loop, &ctl->server, 0);
+  ctl->server.data = rt;
+  int r = uv_pipe_bind(&ctl->server, ctl->path);
+  if (r == 0) r = uv_listen((uv_stream_t *)&ctl->server, 8,
+                            control_connection);
+  return r;
+}
+
+static void control_closed(uv_handle_t *h) {
+  free(lunet_container_of(h, struct lunet_control, server));
+}
+
+int lunet_control_start(struct lunet_runtime *rt, const char *path) {
+  struct lunet_control *ctl = calloc(1, sizeof *ctl);
+  if (ctl == NULL) return UV_ENOMEM;
+  int r = control_bind(rt, ctl, path);
+  if (r < 0) {
+    lunet_log(LUNET_LOG_ERROR, "control socket failed", "path", ctl->path,
+              "error", uv_strerror(r), NULL);
+    if (ctl->server.loop != NULL) /* uv_pipe_init ran */
+      uv_close((uv_handle_t *)&ctl->server, control_closed);
+    else
+      free(ctl);
+    return r;
+  }
+  /* Reload requests must not keep a finished client script alive. */
+  uv_unref((uv_handle_t *)&ctl->server);
+  rt->control = ctl;
+  lunet_log(LUNET_LOG_INFO, "control socket", "path", ctl->path, NULL);
+  return 0;
+}
+
+void lunet_control_stop(struct lunet_runtime *rt) {
+  struct lunet_control *ctl = rt->control;
+  if (ctl == NULL) return;
+  unlink(ctl->path);
+  uv_close((uv_handle_t *)&ctl->server, control_closed);
+  rt->control = NULL;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Client side, for the `lunet reload` command (a process of its own)
+ * =================================================================== */
+
+static int set_timeouts(int fd, int timeout_ms) {
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+    return -errno;
+  return 0;
+}
+
+static int read_reply(int fd, char *reply, size_t cap) {
+  size_t len = 0;
+  while (len + 1 < cap) {
+    ssize_t n = read(fd, reply + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  reply[len] = '\0';
+  if (len > 0 && reply[len - 1] == '\n') reply[len - 1] = '\0';
+  return len > 0 ? 0 : -ECONNRESET;
+}
+
+int lunet_control_request(const char *path, const char *command,
+                          char *reply, size_t cap, int timeout_ms) {
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  char line[REQUEST_MAX];
+  int r, n = snprintf(line, sizeof line, "%s\n", command);
+  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if ((r = set_timeouts(fd, timeout_ms)) == 0) {
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+        write(fd, line, (size_t)n) != n)
+      r = -errno;
+    else
+      r = read_reply(fd, reply, cap);
+  }
+  close(fd);
+  return r;
+}
+
+/* }================================================================== */

@@ -1,0 +1,123 @@
+#include "modules.h"
+
+#include <lauxlib.h>
+
+/* Registry keys: addresses of statics are unique and need no hashing. */
+static const char loaded_key = 'L';  /* name -> file of local modules */
+static const char saved_key = 'S';   /* previous loaded_key table */
+static const char stash_key = 'P';   /* name -> previous package.loaded */
+
+static void push_table(lua_State *L, const void *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* package.searchers entry: upvalue 1 is the script directory's path
+ * template. Returns the loader and file name, or why nothing was found. */
+static int local_searcher(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_call(L, 2, 2);
+  if (lua_isnil(L, -2)) return 1; /* the "no file ..." message */
+  const char *file = lua_tostring(L, -2);
+  if (luaL_loadfilex(L, file, "t") != LUA_OK)
+    return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
+                      name, file, lua_tostring(L, -1));
+  push_table(L, &loaded_key);
+  lua_pushvalue(L, 1);
+  lua_pushstring(L, file);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_pushstring(L, file);
+  return 2;
+}
+
+void lunet_modules_install(lua_State *L, const char *dir) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+  lua_pushcclosure(L, local_searcher, 1);
+  /* Position 2: after package.preload, before Lua's own file searcher. */
+  for (lua_Integer i = luaL_len(L, -2); i >= 2; i--) {
+    lua_rawgeti(L, -2, i);
+    lua_rawseti(L, -3, i + 1);
+  }
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 2);
+}
+
+void lunet_modules_detach(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  push_table(L, &loaded_key);
+  lua_newtable(L); /* stash */
+  lua_pushnil(L);
+  while (lua_next(L, -3) != 0) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -5); /* package.loaded[name] */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4); /* stash[name] = it */
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, -6); /* package.loaded[name] = nil */
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &stash_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &saved_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+  lua_pop(L, 1);
+}
+
+/* Sets package.loaded[name] = value for every pair of the table on top. */
+static void copy_into_loaded(lua_State *L, int loaded) {
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, loaded);
+  }
+}
+
+void lunet_modules_restore(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int loaded = lua_gettop(L);
+  push_table(L, &loaded_key); /* what the failed load required */
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, loaded);
+  }
+  lua_pop(L, 1);
+  push_table(L, &stash_key);
+  copy_into_loaded(L, loaded);
+  lua_pop(L, 1);
+  push_table(L, &saved_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+  lunet_modules_commit(L);
+  lua_pop(L, 1);
+}
+
+void lunet_modules_commit(lua_State *L) {
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &saved_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &stash_key);
+}
+
+void lunet_modules_push_files(lua_State *L) {
+  int n = 0;
+  lua_newtable(L);
+  push_table(L, &loaded_key);
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) lua_rawseti(L, -4, ++n);
+  lua_pop(L, 1);
+}

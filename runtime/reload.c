@@ -1,0 +1,178 @@
+#include "reload.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "call.h"
+#include "log.h"
+#include "modules.h"
+#include "runtime.h"
+#include "script.h"
+#include "service.h"
+#include "tcp.h"
+#include "timer.h"
+
+#define FOR_EACH_SERVICE(q, next, list) \
+  for (q = (list)->next; next = q->next, q != (list); q = next)
+
+static struct lunet_service *service_of(struct lunet_list *q) {
+  return lunet_container_of(q, struct lunet_service, node);
+}
+
+/* {==================================================================
+ * Prepare: everything that can fail happens before the switch
+ * =================================================================== */
+
+static void free_loaded(struct lunet_list *loaded) {
+  while (!lunet_list_empty(loaded)) {
+    struct lunet_service *svc = service_of(loaded->next);
+    lunet_tcp_unlisten(svc);
+    lunet_service_free(svc);
+  }
+}
+
+/* New services and moved addresses get their listener now, so a port that
+ * cannot be bound rejects the reload instead of half-applying it. */
+static int bind_listeners(struct lunet_runtime *rt, struct lunet_list *loaded,
+                          char *err, size_t errcap) {
+  struct lunet_list *q, *next;
+  FOR_EACH_SERVICE(q, next, loaded) {
+    struct lunet_service *nu = service_of(q);
+    struct lunet_service *old = lunet_service_find(rt, nu->name);
+    if (old != NULL && strcmp(old->addr_text, nu->addr_text) == 0) continue;
+    int r = lunet_tcp_listen(nu);
+    if (r < 0)
+      return snprintf(err, errcap, "%s: service '%s': cannot listen on %s: "
+                      "%s", rt->script_path, nu->name, nu->addr_text,
+                      uv_strerror(r)), -1;
+  }
+  return 0;
+}
+
+static int prepare(struct lunet_runtime *rt, struct lunet_list *loaded,
+                   int *hook_ref, char *err, size_t errcap) {
+  lunet_modules_detach(rt->L);
+  if (lunet_script_load(rt, loaded, hook_ref, err, errcap) < 0 ||
+      lunet__runtime_apply_overrides(rt, loaded, err, errcap) < 0 ||
+      bind_listeners(rt, loaded, err, errcap) < 0) {
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, *hook_ref);
+    free_loaded(loaded);
+    lunet_timer_stop_others(rt, rt->version);
+    lunet_modules_restore(rt->L);
+    return -1;
+  }
+  lunet_modules_commit(rt->L);
+  return 0;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Switch: cannot fail
+ * =================================================================== */
+
+/* The live service takes the new handlers and options; its conns see
+ * them on their next event. A moved service swaps in the new listener. */
+static void adopt(struct lunet_service *old, struct lunet_service *nu) {
+  lunet_service_set_handlers(old->rt->L, old, nu->handler_ref);
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
+    nu->handler_ref[h] = LUA_NOREF;
+  old->opt = nu->opt;
+  if (nu->listener == NULL) return;
+  lunet_tcp_unlisten(old);
+  old->listener = nu->listener;
+  old->listener->data = old;
+  nu->listener = NULL;
+  old->addr = nu->addr;
+  memcpy(old->addr_text, nu->addr_text, sizeof old->addr_text);
+  memcpy(old->bound, nu->bound, sizeof old->bound);
+}
+
+static void switch_services(struct lunet_runtime *rt,
+                            struct lunet_list *loaded, unsigned version) {
+  struct lunet_list *q, *next;
+  while (!lunet_list_empty(loaded)) {
+    struct lunet_service *nu = service_of(loaded->next);
+    struct lunet_service *old = lunet_service_find(rt, nu->name);
+    lunet_list_remove(&nu->node);
+    if (old == NULL) {
+      nu->version = version;
+      lunet_list_push(&rt->services, &nu->node);
+      continue;
+    }
+    adopt(old, nu);
+    old->version = version;
+    lunet_service_free(nu);
+  }
+  FOR_EACH_SERVICE(q, next, &rt->services) {
+    struct lunet_service *svc = service_of(q);
+    if (svc->retired || svc->version == version) continue;
+    lunet_log(LUNET_LOG_INFO, "service removed", "service", svc->name, NULL);
+    lunet_service_retire(svc);
+  }
+}
+
+static void run_hook(struct lunet_runtime *rt, int hook_ref, unsigned prev) {
+  struct lunet_call_ctx ctx = {NULL, "on_reload", 0, NULL};
+  if (hook_ref == LUA_NOREF) return;
+  lua_rawgeti(rt->L, LUA_REGISTRYINDEX, hook_ref);
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, hook_ref);
+  lua_pushinteger(rt->L, prev);
+  lunet_call(rt->L, 1, &ctx); /* the switch stands; an error is logged */
+}
+
+/* }================================================================== */
+
+static size_t live_conns(struct lunet_runtime *rt, size_t *nservices) {
+  size_t n = 0;
+  *nservices = 0;
+  for (struct lunet_list *q = rt->services.next; q != &rt->services;
+       q = q->next) {
+    if (service_of(q)->retired) continue;
+    n += service_of(q)->nconns;
+    ++*nservices;
+  }
+  return n;
+}
+
+/* One log record and the one-line answer for whoever asked. */
+static void log_success(struct lunet_runtime *rt, const char *trigger,
+                        uint64_t start, char *msg, size_t msgcap) {
+  char version[16], services[24], conns[24], ms[32];
+  size_t nservices, nconns = live_conns(rt, &nservices);
+  snprintf(version, sizeof version, "%u", rt->version);
+  snprintf(services, sizeof services, "%zu", nservices);
+  snprintf(conns, sizeof conns, "%zu", nconns);
+  snprintf(ms, sizeof ms, "%.3f", (double)(uv_hrtime() - start) / 1e6);
+  lunet_log(LUNET_LOG_INFO, "reloaded", "trigger", trigger, "version",
+            version, "services", services, "conns", conns, "duration_ms", ms,
+            NULL);
+  snprintf(msg, msgcap, "version=%s services=%s conns=%s duration_ms=%s",
+           version, services, conns, ms);
+}
+
+int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
+                 size_t msgcap) {
+  struct lunet_list loaded;
+  char version[16];
+  int hook_ref = LUA_NOREF;
+  uint64_t start = uv_hrtime();
+  lunet_list_init(&loaded);
+  if (rt->shutting_down) {
+    snprintf(msg, msgcap, "shutting down");
+  } else if (prepare(rt, &loaded, &hook_ref, msg, msgcap) == 0) {
+    unsigned prev = rt->version++;
+    switch_services(rt, &loaded, rt->version);
+    lunet_timer_stop_others(rt, rt->version);
+    rt->reloads_ok++;
+    log_success(rt, trigger, start, msg, msgcap);
+    run_hook(rt, hook_ref, prev);
+    return 0;
+  }
+  rt->reloads_failed++;
+  snprintf(version, sizeof version, "%u", rt->version);
+  lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", trigger,
+            "version", version, "error", msg, NULL);
+  return -1;
+}
