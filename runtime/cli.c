@@ -71,10 +71,11 @@ static int parse_listen(struct parser *p, struct lunet_cli *cli,
 static int parse_seconds(struct parser *p, const char *value, unsigned *ms) {
   char *end;
   double s = strtod(value, &end);
-  if (*value == '\0' || *end != '\0' || !(s > 0) || s > 3600)
-    return fail(p, "--shutdown-timeout expects seconds (0 < s <= 3600), "
+  double rounded = s * 1000 + 0.5; /* to the nearest millisecond */
+  if (*value == '\0' || *end != '\0' || !(rounded >= 1) || s > 3600)
+    return fail(p, "--shutdown-timeout expects seconds (0.001 to 3600), "
                    "got '%s'", value);
-  *ms = (unsigned)(s * 1000);
+  *ms = (unsigned)rounded;
   return 0;
 }
 

@@ -95,12 +95,21 @@ static void flatten(char *s) {
     if (*s == '\n' || *s == '\r') *s = ' ';
 }
 
+static void client_reloaded(int status, const char *msg, void *ud) {
+  char line[REPLY_MAX - 16];
+  snprintf(line, sizeof line, "%s", msg);
+  flatten(line);
+  client_reply(ud, status == 0 ? "ok" : "error", line);
+}
+
 static void client_command(struct ctl_client *c) {
   char msg[REPLY_MAX - 16];
+  /* From here the client only waits for its reply: nothing else may
+   * close it while a reload holds a pointer to it. */
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  uv_timer_stop(&c->timer);
   if (strcmp(c->request, "reload") == 0) {
-    int r = lunet_reload(c->rt, "control", msg, sizeof msg);
-    flatten(msg);
-    client_reply(c, r == 0 ? "ok" : "error", msg);
+    lunet_reload_async(c->rt, "control", client_reloaded, c);
   } else if (strcmp(c->request, "ping") == 0) {
     snprintf(msg, sizeof msg, "pid=%ld version=%u", (long)getpid(),
              c->rt->version);

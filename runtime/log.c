@@ -42,95 +42,156 @@ int lunet_log_parse_format(const char *name) {
 
 /* {==================================================================
  * Record formatting into a bounded buffer
+ *
+ * Every write is all-or-nothing (an escape sequence or a UTF-8 character
+ * is never split), so a record that does not fit is cut at a clean place
+ * and closed with a "truncated" field: still one valid logfmt line or JSON
+ * object.
  * =================================================================== */
+
+#define CUT_TAIL_MAX 26 /* room for ..." and ,"truncated":"true"} */
 
 struct out {
   char *buf;
-  size_t cap; /* usable bytes, one kept for the terminator */
+  size_t cap; /* bytes usable, one kept for the terminator */
   size_t len;
-  int cut;
+  int cut;        /* something did not fit; later writes are dropped */
+  int open_quote; /* inside a quoted value */
+  int npairs;
 };
 
-static void out_char(struct out *o, char ch) {
-  if (o->len + 1 < o->cap)
-    o->buf[o->len++] = ch;
-  else
+static void put(struct out *o, const char *s, size_t n) {
+  if (o->cut) return;
+  if (o->len + n >= o->cap) {
     o->cut = 1;
+    return;
+  }
+  memcpy(o->buf + o->len, s, n);
+  o->len += n;
 }
 
-static void out_str(struct out *o, const char *s) {
-  while (*s) out_char(o, *s++);
-}
+static void put_str(struct out *o, const char *s) { put(o, s, strlen(s)); }
 
 static int needs_quotes(const char *s) {
   if (*s == '\0') return 1;
-  for (; *s; s++)
-    if (*s <= ' ' || *s == '=' || *s == '"' || *s == '\\' || *s == 0x7f)
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f)
       return 1;
   return 0;
 }
 
+/* Length of the UTF-8 sequence starting at p, 1 for anything malformed. */
+static size_t utf8_len(const unsigned char *p) {
+  size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc0 ? 2 : 1;
+  for (size_t i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80) return 1;
+  return n;
+}
+
 /* Escapes shared by logfmt's quoted values and JSON strings. */
-static void out_escaped(struct out *o, const char *s) {
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') {
-      out_char(o, '\\');
-      out_char(o, (char)ch);
-    } else if (ch == '\n') {
-      out_str(o, "\\n");
-    } else if (ch == '\t') {
-      out_str(o, "\\t");
-    } else if (ch == '\r') {
-      out_str(o, "\\r");
-    } else if (ch < 0x20 || ch == 0x7f) {
-      char hex[8];
-      snprintf(hex, sizeof hex, "\\u%04x", ch);
-      out_str(o, hex);
+static void put_escaped(struct out *o, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    char esc[8];
+    if (*p == '"' || *p == '\\') {
+      esc[0] = '\\', esc[1] = (char)*p;
+      put(o, esc, 2);
+    } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+      put_str(o, *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : "\\r");
+    } else if (*p < 0x20 || *p == 0x7f) {
+      snprintf(esc, sizeof esc, "\\u%04x", *p);
+      put(o, esc, 6);
     } else {
-      out_char(o, (char)ch);
+      size_t n = utf8_len(p);
+      put(o, (const char *)p, n);
+      p += n;
+      continue;
     }
+    p++;
+  }
+}
+
+/* logfmt keys are bare words: anything else becomes '_'. */
+static void put_text_key(struct out *o, const char *key) {
+  for (; *key; key++) {
+    char ch = *key;
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+             (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+    put(o, ok ? key : "_", 1);
   }
 }
 
 static void text_pair(struct out *o, const char *key, const char *value) {
-  if (o->len > 0) out_char(o, ' ');
-  out_str(o, key);
-  out_char(o, '=');
+  if (o->npairs > 0) put(o, " ", 1);
+  put_text_key(o, key);
+  put(o, "=", 1);
   if (!needs_quotes(value)) {
-    out_str(o, value);
+    put_str(o, value);
     return;
   }
-  out_char(o, '"');
-  out_escaped(o, value);
-  out_char(o, '"');
+  put(o, "\"", 1);
+  o->open_quote = !o->cut;
+  put_escaped(o, value);
+  put(o, "\"", 1);
+  if (!o->cut) o->open_quote = 0;
 }
 
 static void json_pair(struct out *o, const char *key, const char *value) {
-  if (o->len > 1) out_char(o, ','); /* the record opened with '{' */
-  out_char(o, '"');
-  out_escaped(o, key);
-  out_str(o, "\":\"");
-  out_escaped(o, value);
-  out_char(o, '"');
+  if (o->npairs > 0) put(o, ",", 1);
+  put(o, "\"", 1);
+  put_escaped(o, key);
+  put(o, "\":\"", 3);
+  o->open_quote = !o->cut;
+  put_escaped(o, value);
+  put(o, "\"", 1);
+  if (!o->cut) o->open_quote = 0;
+}
+
+/* A pair cut anywhere but inside its quoted value is taken back whole;
+ * one cut inside the value is closed by lunet__log_format. */
+static void put_pair(struct out *o, int format, const char *key,
+                     const char *value) {
+  size_t mark = o->len;
+  if (o->cut) return;
+  (format == LUNET_LOG_JSON ? json_pair : text_pair)(o, key, value);
+  if (o->cut && !o->open_quote) {
+    o->len = mark;
+    return;
+  }
+  o->npairs++;
+}
+
+static void put_record(struct out *o, int format, int level, const char *ts,
+                       const char *msg, const char *const *kv, int npairs) {
+  if (format == LUNET_LOG_JSON) put(o, "{", 1);
+  put_pair(o, format, "ts", ts);
+  put_pair(o, format, "level", level_names[level]);
+  put_pair(o, format, "msg", msg);
+  for (int i = 0; i < npairs; i++)
+    put_pair(o, format, kv[2 * i], kv[2 * i + 1] ? kv[2 * i + 1] : "");
+  if (format == LUNET_LOG_JSON) put(o, "}", 1);
 }
 
 size_t lunet__log_format(char *buf, size_t cap, int format, int level,
                          const char *ts, const char *msg,
                          const char *const *kv, int npairs) {
-  struct out o = {buf, cap > 16 ? cap - 8 : 0, 0, 0}; /* room for a cut mark */
-  void (*pair)(struct out *, const char *, const char *) =
-      format == LUNET_LOG_JSON ? json_pair : text_pair;
-  if (format == LUNET_LOG_JSON) out_char(&o, '{');
-  pair(&o, "ts", ts);
-  pair(&o, "level", level_names[level]);
-  pair(&o, "msg", msg);
-  for (int i = 0; i < npairs; i++)
-    pair(&o, kv[2 * i], kv[2 * i + 1] ? kv[2 * i + 1] : "");
-  o.cap = cap; /* the reserved tail holds the closing and the cut mark */
-  if (o.cut) out_str(&o, format == LUNET_LOG_JSON ? "...\"}" : " ...");
-  else if (format == LUNET_LOG_JSON) out_char(&o, '}');
-  if (cap > 0) buf[o.len] = '\0';
+  struct out o = {buf, cap, 0, 0, 0, 0};
+  if (cap == 0) return 0;
+  put_record(&o, format, level, ts, msg, kv, npairs);
+  if (o.cut) {
+    if (cap <= CUT_TAIL_MAX + 1) {
+      buf[0] = '\0';
+      return 0;
+    }
+    o = (struct out){buf, cap - CUT_TAIL_MAX, 0, 0, 0, 0};
+    put_record(&o, format, level, ts, msg, kv, npairs);
+    o.cap = cap, o.cut = 0;
+    if (o.open_quote) put(&o, "...\"", 4);
+    if (o.npairs > 0) put_str(&o, format == LUNET_LOG_JSON ? "," : " ");
+    put_str(&o, format == LUNET_LOG_JSON ? "\"truncated\":\"true\"}"
+                                         : "truncated=true");
+  }
+  buf[o.len] = '\0';
   return o.len;
 }
 

@@ -29,9 +29,8 @@ static int usage_error(const char *msg) {
 }
 
 static void signal_cb(uv_signal_t *h, int signum) {
-  char msg[4096];
   if (signum == SIGHUP)
-    lunet_reload(h->data, "SIGHUP", msg, sizeof msg); /* logs the outcome */
+    lunet_reload_async(h->data, "SIGHUP", NULL, NULL); /* logs the outcome */
   else
     lunet_runtime_shutdown(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }

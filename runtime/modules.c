@@ -1,6 +1,10 @@
 #include "modules.h"
 
+#include <string.h>
 #include <lauxlib.h>
+
+#include "reload.h"
+#include "script.h"
 
 /* Registry keys: addresses of statics are unique and need no hashing. */
 static const char loaded_key = 'L';  /* name -> file of local modules */
@@ -15,18 +19,44 @@ static void push_table(lua_State *L, const void *key) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
+/* During a reload the files the previous version required were read off
+ * the loop already; pushes the file name and returns its contents, or
+ * NULL when the module is new (then it is read the usual way). */
+static const char *find_prefetched(lua_State *L, const char *name,
+                                   size_t *len) {
+  const char *modpath = luaL_gsub(L, name, ".", "/");
+  const char *templates[2] = {"%s/%s.lua", "%s/%s/init.lua"};
+  for (int i = 0; i < 2; i++) {
+    lua_pushfstring(L, templates[i], lua_tostring(L, lua_upvalueindex(2)),
+                    modpath);
+    const char *src = lunet__reload_prefetched(L, lua_tostring(L, -1), len);
+    if (src != NULL) return lua_remove(L, -2), src;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return NULL;
+}
+
 /* package.searchers entry: upvalue 1 is the script directory's path
- * template. Returns the loader and file name, or why nothing was found. */
+ * template, upvalue 2 the directory. Returns the loader and file name, or
+ * why nothing was found. */
 static int local_searcher(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "searchpath");
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_call(L, 2, 2);
-  if (lua_isnil(L, -2)) return 1; /* the "no file ..." message */
-  const char *file = lua_tostring(L, -2);
-  if (luaL_loadfilex(L, file, "t") != LUA_OK)
+  size_t len;
+  const char *src = find_prefetched(L, name, &len);
+  if (src == NULL) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2)) return 1; /* the "no file ..." message */
+    lua_pop(L, 1);
+  }
+  const char *file = lua_tostring(L, -1);
+  int status = src != NULL ? lunet__load_buffer(L, src, len, file)
+                           : luaL_loadfilex(L, file, "t");
+  if (status != LUA_OK)
     return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
                       name, file, lua_tostring(L, -1));
   push_table(L, &loaded_key);
@@ -42,7 +72,8 @@ void lunet_modules_install(lua_State *L, const char *dir) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchers");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
-  lua_pushcclosure(L, local_searcher, 1);
+  lua_pushstring(L, dir);
+  lua_pushcclosure(L, local_searcher, 2);
   /* Position 2: after package.preload, before Lua's own file searcher. */
   for (lua_Integer i = luaL_len(L, -2); i >= 2; i--) {
     lua_rawgeti(L, -2, i);

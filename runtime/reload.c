@@ -1,10 +1,12 @@
 #include "reload.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 
 #include "call.h"
+#include "fsread.h"
 #include "log.h"
 #include "modules.h"
 #include "runtime.h"
@@ -176,3 +178,163 @@ int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
             "version", version, "error", msg, NULL);
   return -1;
 }
+
+/* {==================================================================
+ * Asynchronous front: files are read off the loop, then the reload runs
+ * =================================================================== */
+
+#define SCRIPT_SIZE_MAX (16 << 20)
+#define PREFETCH_MAX 64
+
+static const char prefetch_key = 'F'; /* registry: path -> contents */
+
+struct reload_waiter {
+  struct lunet_list node;
+  const char *trigger;
+  lunet_reload_cb cb;
+  void *ud;
+};
+
+struct reload_batch {
+  struct lunet_runtime *rt;
+  struct lunet_list waiters;
+  int npaths;
+  char *paths[PREFETCH_MAX];
+};
+
+const char *lunet__reload_prefetched(lua_State *L, const char *path,
+                                     size_t *len) {
+  const char *s = NULL;
+  int top = lua_gettop(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &prefetch_key) == LUA_TTABLE &&
+      lua_getfield(L, -1, path) == LUA_TSTRING)
+    s = lua_tolstring(L, -1, len); /* anchored in the table until cleared */
+  lua_settop(L, top);
+  return s;
+}
+
+static void add_path(struct reload_batch *b, const char *path) {
+  if (b->npaths < PREFETCH_MAX && (b->paths[b->npaths] = strdup(path)))
+    b->npaths++;
+}
+
+static void collect_paths(struct reload_batch *b) {
+  lua_State *L = b->rt->L;
+  add_path(b, b->rt->script_path);
+  lunet_modules_push_files(L);
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    add_path(b, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+/* Returns -1 with msg set when the script itself could not be read. */
+static int set_prefetch(lua_State *L, struct lunet_file *files, int n,
+                        char *msg, size_t msgcap) {
+  if (files[0].error < 0)
+    return snprintf(msg, msgcap, "cannot read %s: %s", files[0].path,
+                    uv_strerror(files[0].error)), -1;
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    if (files[i].error < 0) continue; /* a gone module: required fresh */
+    lua_pushlstring(L, files[i].data, files[i].len);
+    lua_setfield(L, -2, files[i].path);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &prefetch_key);
+  return 0;
+}
+
+static void reload_start_batch(struct lunet_runtime *rt);
+
+static void batch_read_cb(struct lunet_file *files, int n, void *ud) {
+  struct reload_batch *b = ud;
+  struct lunet_runtime *rt = b->rt;
+  char msg[4096];
+  struct reload_waiter *first = lunet_container_of(
+      b->waiters.next, struct reload_waiter, node);
+  int r = set_prefetch(rt->L, files, n, msg, sizeof msg);
+  if (r == 0) r = lunet_reload(rt, first->trigger, msg, sizeof msg);
+  else lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", first->trigger,
+                 "error", msg, NULL);
+  lua_pushnil(rt->L);
+  lua_rawsetp(rt->L, LUA_REGISTRYINDEX, &prefetch_key);
+  while (!lunet_list_empty(&b->waiters)) {
+    struct reload_waiter *w = lunet_container_of(
+        b->waiters.next, struct reload_waiter, node);
+    lunet_list_remove(&w->node);
+    if (w->cb) w->cb(r, msg, w->ud);
+    free(w);
+  }
+  for (int i = 0; i < b->npaths; i++) free(b->paths[i]);
+  free(b);
+  rt->reload_running = 0;
+  if (!lunet_list_empty(&rt->reload_waiting)) reload_start_batch(rt);
+}
+
+static void fail_waiters(struct lunet_list *waiters, const char *msg) {
+  while (!lunet_list_empty(waiters)) {
+    struct reload_waiter *w = lunet_container_of(
+        waiters->next, struct reload_waiter, node);
+    lunet_list_remove(&w->node);
+    if (w->cb) w->cb(-1, msg, w->ud);
+    free(w);
+  }
+}
+
+static void move_all(struct lunet_list *to, struct lunet_list *from) {
+  while (!lunet_list_empty(from)) {
+    struct lunet_list *q = from->next;
+    lunet_list_remove(q);
+    lunet_list_push(to, q);
+  }
+}
+
+static void reload_start_batch(struct lunet_runtime *rt) {
+  struct reload_batch *b = calloc(1, sizeof *b);
+  struct lunet_list failed;
+  lunet_list_init(&failed);
+  if (b != NULL) {
+    b->rt = rt;
+    lunet_list_init(&b->waiters);
+    collect_paths(b);
+    move_all(&b->waiters, &rt->reload_waiting);
+    if (lunet_fsread_start(&rt->loop, (const char *const *)b->paths,
+                           b->npaths, SCRIPT_SIZE_MAX, batch_read_cb, b) == 0) {
+      rt->reload_running = 1;
+      return;
+    }
+    move_all(&failed, &b->waiters);
+    for (int i = 0; i < b->npaths; i++) free(b->paths[i]);
+    free(b);
+  } else {
+    move_all(&failed, &rt->reload_waiting);
+  }
+  lunet_log(LUNET_LOG_ERROR, "reload failed", "error", "out of memory", NULL);
+  fail_waiters(&failed, "out of memory");
+}
+
+void lunet_reload_async(struct lunet_runtime *rt, const char *trigger,
+                        lunet_reload_cb cb, void *ud) {
+  struct reload_waiter *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", trigger, "error",
+              "out of memory", NULL);
+    return; /* the requester's own timeout answers it */
+  }
+  w->trigger = trigger, w->cb = cb, w->ud = ud;
+  lunet_list_push(&rt->reload_waiting, &w->node);
+  if (!rt->reload_running) reload_start_batch(rt);
+}
+
+/* A running batch keeps the loop alive until it answers, so at teardown
+ * nobody waits any more; this only frees what a failed start left. */
+void lunet__reload_free_waiting(struct lunet_runtime *rt) {
+  while (!lunet_list_empty(&rt->reload_waiting)) {
+    struct lunet_list *q = rt->reload_waiting.next;
+    lunet_list_remove(q);
+    free(lunet_container_of(q, struct reload_waiter, node));
+  }
+}
+
+/* }================================================================== */

@@ -4,6 +4,7 @@
 #define LUNET_RELOAD_H
 
 #include <stddef.h>
+#include <lua.h>
 
 struct lunet_runtime;
 
@@ -13,5 +14,22 @@ struct lunet_runtime;
  * file:line). Returns 0 or -1. `trigger` names who asked (for the log). */
 int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
                  size_t msgcap);
+
+typedef void (*lunet_reload_cb)(int status, const char *msg, void *ud);
+
+/* What the triggers call: reads the script and its known modules through
+ * the thread pool, then runs lunet_reload on the loop and calls cb (may be
+ * NULL) with its outcome, never from inside this call. Requests made while
+ * one runs share the next reload. `trigger` must be a static string. */
+void lunet_reload_async(struct lunet_runtime *rt, const char *trigger,
+                        lunet_reload_cb cb, void *ud);
+
+/* During a reload: the prefetched contents of path, or NULL (read it
+ * yourself). */
+const char *lunet__reload_prefetched(lua_State *L, const char *path,
+                                     size_t *len);
+
+/* Frees the requests still waiting (runtime teardown). */
+void lunet__reload_free_waiting(struct lunet_runtime *rt);
 
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "lunet.h"
 #include "modules.h"
+#include "reload.h"
 #include "script.h"
 #include "service.h"
 #include "tcp.h"
@@ -128,6 +129,7 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
   lunet_list_init(&rt->services);
   lunet_list_init(&rt->draining);
   lunet_list_init(&rt->timers);
+  lunet_list_init(&rt->reload_waiting);
   if (runtime_set_paths(rt, err, errcap) < 0) {
     free(rt);
     return NULL;
@@ -282,6 +284,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   uv_close((uv_handle_t *)&rt->shutdown_timer, NULL);
   uv_walk(&rt->loop, report_stray_handle, NULL);
   uv_run(&rt->loop, UV_RUN_DEFAULT); /* runs every pending close_cb */
+  lunet__reload_free_waiting(rt);
   while (!lunet_list_empty(&rt->services))
     lunet_service_free(lunet_container_of(rt->services.next,
                                           struct lunet_service, node));

@@ -31,6 +31,8 @@ struct lunet_runtime {
   int exit_code;
   struct lunet_control *control; /* NULL when not listening */
   struct lunet_watch *watch;     /* NULL without --watch */
+  struct lunet_list reload_waiting; /* reload requests for the next batch */
+  int reload_running;               /* a batch is reading its files */
   uint64_t reloads_ok;
   uint64_t reloads_failed;
   /* Reads are delivered to Lua before the next read starts, so one buffer

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "reload.h"
 #include "runtime.h"
 #include "service.h"
 #include "timer.h"
@@ -27,6 +28,15 @@ static int load_msghandler(lua_State *L) {
   return 1;
 }
 
+/* Text chunks only, named like luaL_loadfilex names them ("@path"). */
+int lunet__load_buffer(lua_State *L, const char *src, size_t len,
+                       const char *path) {
+  lua_pushfstring(L, "@%s", path);
+  int status = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t");
+  lua_remove(L, -2);
+  return status;
+}
+
 /* Gives the chunk a fresh _ENV that falls back to the shared globals, so
  * module-level globals of one version never leak into the next. */
 static void set_fresh_env(lua_State *L) {
@@ -48,7 +58,12 @@ static int push_script_args(lua_State *L, const struct lunet_cli *cli) {
 /* Leaves the chunk's result on the stack, or returns -1 with err set. */
 static int run_chunk(struct lunet_runtime *rt, char *err, size_t errcap) {
   lua_State *L = rt->L;
-  if (luaL_loadfilex(L, rt->script_path, "t") != LUA_OK) {
+  size_t len;
+  const char *src = lunet__reload_prefetched(L, rt->script_path, &len);
+  int status = src != NULL
+                   ? lunet__load_buffer(L, src, len, rt->script_path)
+                   : luaL_loadfilex(L, rt->script_path, "t");
+  if (status != LUA_OK) {
     snprintf(err, errcap, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
@@ -58,7 +73,7 @@ static int run_chunk(struct lunet_runtime *rt, char *err, size_t errcap) {
   lua_insert(L, -2);
   int nargs = push_script_args(L, rt->cli);
   rt->loading_version = rt->version + 1;
-  int status = lua_pcall(L, nargs, 1, -nargs - 2);
+  status = lua_pcall(L, nargs, 1, -nargs - 2);
   rt->loading_version = 0;
   lua_remove(L, -2); /* the message handler */
   if (status != LUA_OK) {

@@ -5,6 +5,7 @@
 #define LUNET_SCRIPT_H
 
 #include <stddef.h>
+#include <lua.h>
 
 #include "list.h"
 
@@ -17,5 +18,10 @@ struct lunet_runtime;
  * timer the failed version made stopped. */
 int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
                       int *hook_ref, char *err, size_t errcap);
+
+/* Loads a text chunk from memory under the name luaL_loadfilex would give
+ * the file at path. */
+int lunet__load_buffer(lua_State *L, const char *src, size_t len,
+                       const char *path);
 
 #endif

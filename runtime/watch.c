@@ -130,12 +130,19 @@ static void arm(struct lunet_watch *w) {
   }
 }
 
+/* A pending reload holds the watch like a handle does. */
+static void reloaded_cb(int status, const char *msg, void *ud) {
+  struct lunet_watch *w = ud;
+  (void)status, (void)msg; /* lunet_reload logged either outcome */
+  if (!w->stopping) arm(w);
+  if (--w->open_handles == 0) free(w);
+}
+
 static void debounce_cb(uv_timer_t *t) {
   struct lunet_watch *w = t->data;
-  char msg[4096];
   uv_timer_stop(t);
-  lunet_reload(w->rt, "watch", msg, sizeof msg); /* logs either outcome */
-  if (!w->stopping) arm(w);
+  w->open_handles++;
+  lunet_reload_async(w->rt, "watch", reloaded_cb, w);
 }
 
 int lunet_watch_start(struct lunet_runtime *rt) {
