@@ -8,6 +8,8 @@
 
 #include "addr.h"
 #include "call.h"
+#include "client.h"
+#include "framing.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -74,6 +76,116 @@ static void conn_dispatch_data(struct lunet_conn *c, const char *p,
 /* }================================================================== */
 
 /* {==================================================================
+ * Framed input: whole lines or length-prefixed messages to on_message
+ * =================================================================== */
+
+static int conn_send(struct lunet_conn *c, const char *p, size_t n);
+
+static void conn_reject_oversized(struct lunet_conn *c) {
+  char id[24], max[24], peer[LUNET_ADDR_STRLEN] = "", line[96];
+  snprintf(id, sizeof id, "%" PRIu64, c->id);
+  snprintf(max, sizeof max, "%zu", c->max_message);
+  lunet_addr_format(&c->peer.sa, peer, sizeof peer);
+  lunet_log(LUNET_LOG_WARN, "message too long", "service", c->svc->name,
+            "conn", id, "peer", peer, "max", max, NULL);
+  if (c->framing == LUNET_FRAMING_LINE) {
+    int n = snprintf(line, sizeof line, "error: line too long (max %zu "
+                     "bytes)\n", c->max_message);
+    conn_send(c, line, (size_t)n);
+  }
+  lunet_conn_close(c, "message_too_long", 1);
+}
+
+/* Delivers the whole messages at the start of buf while the conn is open
+ * and reading; returns the bytes consumed (all of them once it closes). */
+static size_t conn_deliver(struct lunet_conn *c, const char *buf,
+                           size_t len) {
+  lua_State *L = c->svc->rt->L;
+  size_t off = 0, msglen, used;
+  const char *msg;
+  while (c->state == CONN_OPEN && c->reading) {
+    int r = lunet_frame_next(c->framing, buf + off, len - off,
+                             c->max_message, &msg, &msglen, &used);
+    if (r == LUNET_FRAME_MORE) break;
+    if (r == LUNET_FRAME_TOO_BIG) {
+      conn_reject_oversized(c);
+      break;
+    }
+    off += used;
+    lua_pushlstring(L, msg, msglen);
+    conn_dispatch(c, LUNET_ON_MESSAGE, 1);
+  }
+  return c->state == CONN_OPEN ? off : len;
+}
+
+/* Appends to the conn's buffer; bounded because reading stops while a
+ * message waits, and no partial message grows past max_message. */
+static int conn_keep(struct lunet_conn *c, const char *p, size_t n) {
+  if (c->in_len + n > c->in_cap) {
+    size_t cap = c->in_cap ? c->in_cap : 1024;
+    while (cap < c->in_len + n) cap *= 2;
+    char *in = realloc(c->in, cap);
+    if (in == NULL) return UV_ENOMEM;
+    c->in = in, c->in_cap = cap;
+  }
+  memcpy(c->in + c->in_len, p, n);
+  c->in_len += n;
+  return 0;
+}
+
+static void conn_deliver_buffered(struct lunet_conn *c) {
+  size_t used = conn_deliver(c, c->in, c->in_len);
+  c->in_len -= used;
+  if (c->in_len > 0) {
+    memmove(c->in, c->in + used, c->in_len);
+    return;
+  }
+  free(c->in); /* an idle conn holds no input buffer */
+  c->in = NULL, c->in_cap = 0;
+}
+
+static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
+  if (c->framing == LUNET_FRAMING_NONE) return conn_dispatch_data(c, p, n);
+  if (c->in_len == 0) {
+    size_t used = conn_deliver(c, p, n); /* straight from the read buffer */
+    if (used == n) return;
+    p += used, n -= used;
+  }
+  if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
+  if (c->in_len > n) conn_deliver_buffered(c);
+}
+
+/* Buffered messages are delivered from the loop, never inside the
+ * conn:resume() (or write completion) that made the conn readable. */
+static void conn_schedule_input(struct lunet_conn *c) {
+  struct lunet_runtime *rt = c->svc->rt;
+  if (c->in_len == 0 || !lunet_list_empty(&c->pending)) return;
+  lunet_list_push(&rt->pending_input, &c->pending);
+  uv_idle_start(&rt->input_idle, lunet_conn_pending_cb);
+}
+
+void lunet_conn_pending_cb(uv_idle_t *idle) {
+  struct lunet_runtime *rt = lunet_container_of(idle, struct lunet_runtime,
+                                                input_idle);
+  struct lunet_list batch;
+  lunet_list_init(&batch);
+  while (!lunet_list_empty(&rt->pending_input)) {
+    struct lunet_list *q = rt->pending_input.next;
+    lunet_list_remove(q);
+    lunet_list_push(&batch, q);
+  }
+  while (!lunet_list_empty(&batch)) {
+    struct lunet_conn *c = lunet_container_of(batch.next, struct lunet_conn,
+                                              pending);
+    lunet_list_remove(&c->pending);
+    if (c->state == CONN_OPEN && c->reading) conn_deliver_buffered(c);
+  }
+  if (lunet_list_empty(&rt->pending_input)) uv_idle_stop(idle);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
  * libuv callbacks and the close path
  * =================================================================== */
 
@@ -87,7 +199,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct lunet_conn *c = s->data;
   if (c->state != CONN_OPEN) return;
   if (nread > 0)
-    conn_dispatch_data(c, buf->base, (size_t)nread);
+    conn_on_bytes(c, buf->base, (size_t)nread);
   else if (nread == UV_EOF)
     lunet_conn_close(c, "eof", 1);
   else if (nread < 0)
@@ -106,7 +218,9 @@ static void conn_close_cb(uv_handle_t *h) {
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
   c->self_ref = LUA_NOREF;
+  lunet_list_remove(&c->pending);
   lunet_service_conn_gone(c->svc);
+  free(c->in);
   free(c);
 }
 
@@ -118,6 +232,11 @@ static void conn_uv_close(struct lunet_conn *c) {
 
 void lunet_conn_close(struct lunet_conn *c, const char *reason,
                       int graceful) {
+  if (c->state == CONN_CONNECTING) {
+    if (c->connect_req != NULL) lunet__connect_abandon(c->connect_req);
+    c->close_reason = reason;
+    conn_uv_close(c);
+  }
   if (c->state == CONN_DRAINING && !graceful) conn_uv_close(c);
   if (c->state != CONN_OPEN) return;
   c->close_reason = reason;
@@ -160,6 +279,7 @@ static void conn_set_reading(struct lunet_conn *c) {
   else
     uv_read_stop((uv_stream_t *)&c->tcp);
   c->reading = (unsigned char)want;
+  if (want) conn_schedule_input(c);
 }
 
 /* Called after every completed write: finishes a drain, lifts queue
@@ -208,28 +328,57 @@ static void conn_log_accept_error(struct lunet_service *svc, int r) {
             uv_strerror(r), NULL);
 }
 
-void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server) {
-  struct lunet_runtime *rt = svc->rt;
+static struct lunet_conn *conn_alloc(struct lunet_service *svc) {
   struct lunet_conn *c = calloc(1, sizeof *c);
-  int r, len = sizeof c->peer;
-  if (c == NULL) return conn_log_accept_error(svc, UV_ENOMEM);
-  uv_tcp_init(&rt->loop, &c->tcp);
+  if (c == NULL) return NULL;
+  uv_tcp_init(&svc->rt->loop, &c->tcp);
   c->tcp.data = c;
+  c->svc = svc;
+  c->framing = (unsigned char)svc->opt.framing;
+  c->max_message = svc->opt.max_message;
+  c->close_reason = "closed";
+  lunet_list_init(&c->pending);
+  return c;
+}
+
+/* From here the conn is the loop's: pinned, listed, counted. */
+static void conn_register(struct lunet_conn *c, enum lunet_conn_state state) {
+  struct lunet_runtime *rt = c->svc->rt;
+  c->id = ++rt->last_conn_id;
+  c->state = state;
+  c->self_ref = conn_box_new(rt->L, c);
+  lunet_list_push(&c->svc->conns, &c->node);
+  c->svc->nconns++;
+}
+
+static void conn_start(struct lunet_conn *c) {
+  int len = sizeof c->peer;
+  uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->state = CONN_OPEN;
+  conn_set_reading(c);
+  conn_dispatch(c, LUNET_ON_CONNECT, 0);
+}
+
+void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server) {
+  struct lunet_conn *c = conn_alloc(svc);
+  int r;
+  if (c == NULL) return conn_log_accept_error(svc, UV_ENOMEM);
   if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
     uv_close((uv_handle_t *)&c->tcp, free_handle_cb);
     return conn_log_accept_error(svc, r);
   }
-  uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
-  uv_tcp_nodelay(&c->tcp, 1);
-  c->svc = svc;
-  c->id = ++rt->last_conn_id;
-  c->close_reason = "closed";
-  c->self_ref = conn_box_new(rt->L, c);
-  lunet_list_push(&svc->conns, &c->node);
-  svc->nconns++;
-  conn_set_reading(c);
-  conn_dispatch(c, LUNET_ON_CONNECT, 0);
+  conn_register(c, CONN_OPEN);
+  conn_start(c);
 }
+
+struct lunet_conn *lunet_conn_new_client(struct lunet_service *svc) {
+  struct lunet_conn *c = conn_alloc(svc);
+  if (c != NULL) conn_register(c, CONN_CONNECTING);
+  return c;
+}
+
+void lunet_conn_connected(struct lunet_conn *c) { conn_start(c); }
 
 /* }================================================================== */
 

@@ -17,11 +17,18 @@
 struct lunet_runtime;
 struct lunet_service;
 
-enum lunet_conn_state { CONN_OPEN, CONN_DRAINING, CONN_CLOSING, CONN_CLOSED };
+enum lunet_conn_state {
+  CONN_CONNECTING, /* a lunet.connect client before its connect completes */
+  CONN_OPEN,
+  CONN_DRAINING,
+  CONN_CLOSING,
+  CONN_CLOSED
+};
 
 struct lunet_conn {
   uv_tcp_t tcp;
   struct lunet_list node; /* service->conns while OPEN, rt->draining after */
+  struct lunet_list pending; /* rt->pending_input: buffered messages wait */
   struct lunet_service *svc;
   uint64_t id;
   uint64_t drain_deadline; /* loop time (ms) when DRAINING gives up */
@@ -32,6 +39,12 @@ struct lunet_conn {
   unsigned char reading;
   unsigned char paused_by_user;
   unsigned char paused_by_queue;
+  unsigned char framing; /* fixed at connect: a reload applies to new conns */
+  size_t max_message;
+  struct lunet_connect_req *connect_req; /* while CONN_CONNECTING */
+  char *in;              /* partial message between reads; NULL when none */
+  size_t in_len;
+  size_t in_cap;
   union {
     struct sockaddr sa;
     struct sockaddr_in in;
@@ -45,7 +58,17 @@ void lunet_conn_open(lua_State *L);
 /* Accepts one pending connection of svc and runs on_connect. */
 void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server);
 
-/* Starts closing: graceful waits for the write queue to flush (bounded by
+/* A client conn in CONN_CONNECTING, its box pinned; NULL on ENOMEM. */
+struct lunet_conn *lunet_conn_new_client(struct lunet_service *svc);
+
+/* The client's connect completed: reading starts, on_connect runs. */
+void lunet_conn_connected(struct lunet_conn *c);
+
+/* Delivers messages that waited in conns' buffers while reading was
+ * paused (rt->input_idle's callback). */
+void lunet_conn_pending_cb(uv_idle_t *idle);
+
+/* Starts closing (a connecting client is aborted): graceful waits for the write queue to flush (bounded by
  * the service's drain_timeout), otherwise queued data is dropped. on_close
  * runs later, from close_cb, with reason. Idempotent. */
 void lunet_conn_close(struct lunet_conn *c, const char *reason,

@@ -3,7 +3,9 @@
 #include <lauxlib.h>
 #include <uv.h>
 
+#include "client.h"
 #include "conn.h"
+#include "pubsub.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -63,15 +65,31 @@ static int lunet_state(lua_State *L) {
   return 1;
 }
 
+/* lunet.exit([code]): a graceful shutdown (queued writes flush, on_close
+ * runs) after which the process exits with code. */
+static int lunet_exit(lua_State *L) {
+  struct lunet_runtime *rt = lunet_rt(L);
+  lua_Integer code = luaL_optinteger(L, 1, 0);
+  luaL_argcheck(L, code >= 0 && code <= 255, 1, "exit code must be 0-255");
+  rt->exit_code = (int)code;
+  if (!rt->shutting_down) lunet_runtime_shutdown(rt, "lunet.exit");
+  return 0;
+}
+
 int lunet_open(lua_State *L) {
   static const luaL_Reg funcs[] = {{"after", lunet_timer_after},
                                    {"every", lunet_timer_every},
                                    {"now", lunet_now},
                                    {"connections", lunet_connections},
                                    {"state", lunet_state},
+                                   {"connect", lunet_client_connect},
+                                   {"publish", lunet_pubsub_publish},
+                                   {"subscribe", lunet_pubsub_subscribe},
+                                   {"exit", lunet_exit},
                                    {NULL, NULL}};
   lunet_conn_open(L);
   lunet_timer_open(L);
+  lunet_pubsub_open(L);
   luaL_newlib(L, funcs);
   lunet_log_open(L);
   lua_setfield(L, -2, "log");

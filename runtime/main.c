@@ -95,13 +95,18 @@ static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
               "error", strerror(errno), NULL);
     return 1;
   }
-  if (lunet_control_start(rt, cli->control) < 0) return 1;
+  /* A client script (no services) has nothing to reload. */
+  if (!lunet_list_empty(&rt->services) &&
+      lunet_control_start(rt, cli->control) < 0)
+    return 1;
   if (cli->watch && lunet_watch_start(rt) < 0) return 1;
   signals_start(&sig, rt);
   int code = lunet_runtime_run(rt);
   signals_stop(&sig);
   if (cli->pidfile != NULL) unlink(cli->pidfile);
-  lunet_log(LUNET_LOG_INFO, "exited", "code", code ? "1" : "0", NULL);
+  char exit_code[8];
+  snprintf(exit_code, sizeof exit_code, "%d", code);
+  lunet_log(LUNET_LOG_INFO, "exited", "code", exit_code, NULL);
   return code;
 }
 

@@ -13,6 +13,7 @@
 #include "script.h"
 #include "service.h"
 #include "tcp.h"
+#include "pubsub.h"
 #include "timer.h"
 
 #define FOR_EACH_SERVICE(q, next, list) \
@@ -61,6 +62,7 @@ static int prepare(struct lunet_runtime *rt, struct lunet_list *loaded,
     luaL_unref(rt->L, LUA_REGISTRYINDEX, *hook_ref);
     free_loaded(loaded);
     lunet_timer_stop_others(rt, rt->version);
+    lunet_pubsub_drop_others(rt, rt->version);
     lunet_modules_restore(rt->L);
     return -1;
   }
@@ -167,6 +169,7 @@ int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
     unsigned prev = rt->version++;
     switch_services(rt, &loaded, rt->version);
     lunet_timer_stop_others(rt, rt->version);
+    lunet_pubsub_drop_others(rt, rt->version);
     rt->reloads_ok++;
     log_success(rt, trigger, start, msg, msgcap);
     run_hook(rt, hook_ref, prev);

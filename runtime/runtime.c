@@ -127,9 +127,11 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
   if (rt == NULL) return snprintf(err, errcap, "out of memory"), NULL;
   rt->cli = cli;
   lunet_list_init(&rt->services);
+  lunet_list_init(&rt->clients);
   lunet_list_init(&rt->draining);
   lunet_list_init(&rt->timers);
   lunet_list_init(&rt->reload_waiting);
+  lunet_list_init(&rt->pending_input);
   if (runtime_set_paths(rt, err, errcap) < 0) {
     free(rt);
     return NULL;
@@ -140,6 +142,7 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
                  SWEEP_INTERVAL_MS);
   uv_unref((uv_handle_t *)&rt->sweep_timer);
   uv_timer_init(&rt->loop, &rt->shutdown_timer);
+  uv_idle_init(&rt->loop, &rt->input_idle);
   if (runtime_open_lua(rt, err, errcap) < 0) {
     lunet_runtime_free(rt);
     return NULL;
@@ -209,11 +212,13 @@ int lunet_runtime_run(struct lunet_runtime *rt) {
  * Shutdown and teardown
  * =================================================================== */
 
-static void close_all_conns(struct lunet_runtime *rt, int graceful) {
-  struct lunet_list *s, *q, *next;
-  for (s = rt->services.next; s != &rt->services; s = s->next) {
+static void close_conns_of(struct lunet_list *services, int graceful) {
+  struct lunet_list *s, *snext, *q, *next;
+  /* A client service goes with its conn: step before closing. */
+  for (s = services->next; s != services; s = snext) {
     struct lunet_service *svc = lunet_container_of(s, struct lunet_service,
                                                    node);
+    snext = s->next;
     lunet_tcp_unlisten(svc);
     for (q = svc->conns.next; q != &svc->conns; q = next) {
       next = q->next;
@@ -221,6 +226,11 @@ static void close_all_conns(struct lunet_runtime *rt, int graceful) {
                        "shutdown", graceful);
     }
   }
+}
+
+static void close_all_conns(struct lunet_runtime *rt, int graceful) {
+  close_conns_of(&rt->services, graceful);
+  close_conns_of(&rt->clients, graceful);
   if (!graceful) lunet_conn_sweep(rt, 1);
 }
 
@@ -246,15 +256,15 @@ void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why) {
   char conns[24];
   snprintf(conns, sizeof conns, "%zu", count_conns(rt));
   if (rt->shutting_down) {
-    lunet_log(LUNET_LOG_WARN, "forced shutdown", "signal", why, "conns",
-              conns, NULL);
+    lunet_log(LUNET_LOG_WARN, "forced shutdown", "by", why, "conns", conns,
+              NULL);
     rt->exit_code = 1;
     close_all_conns(rt, 0);
     lunet_timer_stop_all(rt);
     return;
   }
   rt->shutting_down = 1;
-  lunet_log(LUNET_LOG_INFO, "shutting down", "signal", why, "conns", conns,
+  lunet_log(LUNET_LOG_INFO, "shutting down", "by", why, "conns", conns,
             NULL);
   lunet_control_stop(rt);
   lunet_watch_stop(rt);
@@ -282,6 +292,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   }
   uv_close((uv_handle_t *)&rt->sweep_timer, NULL);
   uv_close((uv_handle_t *)&rt->shutdown_timer, NULL);
+  uv_close((uv_handle_t *)&rt->input_idle, NULL);
   uv_walk(&rt->loop, report_stray_handle, NULL);
   uv_run(&rt->loop, UV_RUN_DEFAULT); /* runs every pending close_cb */
   lunet__reload_free_waiting(rt);

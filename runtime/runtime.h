@@ -20,10 +20,13 @@ struct lunet_runtime {
   char script_path[PATH_MAX];
   char script_dir[PATH_MAX];
   struct lunet_list services; /* struct lunet_service.node */
+  struct lunet_list clients;  /* services of lunet.connect conns */
   struct lunet_list draining; /* conns flushing their queue before close */
   struct lunet_list timers;   /* struct lunet_timer.node, every live timer */
   uv_timer_t sweep_timer;     /* enforces drain deadlines */
   uv_timer_t shutdown_timer;  /* bounds a graceful shutdown */
+  uv_idle_t input_idle;       /* runs while pending_input is not empty */
+  struct lunet_list pending_input; /* conns with buffered messages */
   uint64_t last_conn_id;
   unsigned version;           /* script version serving now, from 1 */
   unsigned loading_version;   /* version being loaded, 0 outside a load */

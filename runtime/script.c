@@ -4,9 +4,11 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "framing.h"
 #include "reload.h"
 #include "runtime.h"
 #include "service.h"
+#include "pubsub.h"
 #include "timer.h"
 
 /* {==================================================================
@@ -96,6 +98,7 @@ struct check {
   const char *service;
   char *err;
   size_t errcap;
+  int client; /* a lunet.connect handlers table: no address field */
 };
 
 static int check_fail(struct check *k, const char *fmt, const char *what) {
@@ -117,6 +120,23 @@ static int check_size(struct check *k, const char *key, size_t *out) {
   if (!lua_isinteger(k->L, -1) || v < 1024 || v > ((lua_Integer)1 << 40))
     return check_fail(k, "'%s' must be an integer from 1024 to 2^40", key);
   *out = (size_t)v;
+  return 0;
+}
+
+static int check_limit(struct check *k, const char *key, size_t *out) {
+  lua_Integer v = lua_tointeger(k->L, -1);
+  if (!lua_isinteger(k->L, -1) || v < 1 || v > ((lua_Integer)1 << 31))
+    return check_fail(k, "'%s' must be an integer from 1 to 2^31", key);
+  *out = (size_t)v;
+  return 0;
+}
+
+static int check_framing(struct check *k, struct lunet_service *svc) {
+  const char *name = lua_type(k->L, -1) == LUA_TSTRING
+                         ? lua_tostring(k->L, -1) : "";
+  svc->opt.framing = lunet_framing_parse(name);
+  if (svc->opt.framing < 0)
+    return check_fail(k, "'framing' must be \"line\" or \"length\"%s", "");
   return 0;
 }
 
@@ -144,7 +164,7 @@ static int check_field(struct check *k, struct lunet_service *svc,
     refs[h] = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
   }
-  if (strcmp(key, "tcp") == 0) {
+  if (strcmp(key, "tcp") == 0 && !k->client) {
     const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                        : NULL;
     if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
@@ -152,7 +172,7 @@ static int check_field(struct check *k, struct lunet_service *svc,
                            "\"0.0.0.0:7000\" or \"[::1]:7000\"%s", "");
     return 0;
   }
-  if (strcmp(key, "udp") == 0 || strcmp(key, "http") == 0)
+  if (!k->client && (strcmp(key, "udp") == 0 || strcmp(key, "http") == 0))
     return check_fail(k, "'%s' services are not available in this build "
                          "(only tcp)", key);
   if (strcmp(key, "write_high_water") == 0)
@@ -161,12 +181,31 @@ static int check_field(struct check *k, struct lunet_service *svc,
     return check_size(k, key, &svc->opt.max_write_queue);
   if (strcmp(key, "drain_timeout") == 0)
     return check_seconds(k, key, &svc->opt.drain_timeout_ms);
+  if (strcmp(key, "framing") == 0) return check_framing(k, svc);
+  if (strcmp(key, "max_line") == 0 || strcmp(key, "max_message") == 0)
+    return check_limit(k, key, &svc->opt.max_message);
+  if (strcmp(key, "connect_timeout") == 0 && k->client)
+    return check_seconds(k, key, &svc->opt.connect_timeout_ms);
   return check_fail(k, "unknown field '%s'", key);
 }
 
 static void release_refs(lua_State *L, int refs[LUNET_HANDLER_COUNT]) {
   for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
     luaL_unref(L, LUA_REGISTRYINDEX, refs[h]);
+}
+
+/* With framing, messages go to on_message and never to on_data. */
+static int check_handlers(struct check *k, struct lunet_service *svc) {
+  int framed = svc->opt.framing != LUNET_FRAMING_NONE;
+  if (framed && svc->handler_ref[LUNET_ON_DATA] != LUA_NOREF)
+    return check_fail(k, "with framing, messages go to on_message, not "
+                         "on_data%s", "");
+  if (framed && svc->handler_ref[LUNET_ON_MESSAGE] == LUA_NOREF)
+    return check_fail(k, "framing needs an on_message handler%s", "");
+  if (!framed && svc->handler_ref[LUNET_ON_MESSAGE] != LUA_NOREF)
+    return check_fail(k, "on_message needs framing = \"line\" or "
+                         "\"length\"%s", "");
+  return 0;
 }
 
 /* The service's table is on top of the stack. */
@@ -184,11 +223,17 @@ static int check_service(struct check *k, struct lunet_service *svc) {
     lua_pop(L, 1);
   }
   lunet_service_set_handlers(L, svc, refs);
-  if (svc->addr_text[0] == '\0')
+  if (svc->addr_text[0] == '\0' && !k->client)
     return check_fail(k, "needs an address: tcp = \"0.0.0.0:PORT\"%s", "");
   if (svc->opt.max_write_queue < svc->opt.write_high_water)
     return check_fail(k, "max_write_queue must be >= write_high_water%s", "");
-  return 0;
+  return check_handlers(k, svc);
+}
+
+int lunet__service_check_table(lua_State *L, struct lunet_service *svc,
+                               const char *where, char *err, size_t errcap) {
+  struct check k = {L, where, svc->name, err, errcap, 1};
+  return check_service(&k, svc);
 }
 
 static void free_services(struct lunet_list *list) {
@@ -211,7 +256,7 @@ static int take_hook(lua_State *L, int *hook_ref) {
 static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
                           int *hook_ref, char *err, size_t errcap) {
   lua_State *L = rt->L;
-  struct check k = {L, rt->script_path, "?", err, errcap};
+  struct check k = {L, rt->script_path, "?", err, errcap, 0};
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
     if (take_hook(L, hook_ref)) continue;
@@ -255,6 +300,7 @@ int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
     free_services(&loaded);
     /* A rejected version must leave nothing running behind it. */
     lunet_timer_stop_others(rt, rt->version);
+    lunet_pubsub_drop_others(rt, rt->version);
     return -1;
   }
   while (!lunet_list_empty(&loaded)) {

@@ -19,6 +19,13 @@ struct lunet_runtime;
 int lunet_script_load(struct lunet_runtime *rt, struct lunet_list *out,
                       int *hook_ref, char *err, size_t errcap);
 
+struct lunet_service;
+
+/* Applies a lunet.connect handlers table (on top of the stack) to svc,
+ * with the checks a service table gets. 0, or -1 with err set. */
+int lunet__service_check_table(lua_State *L, struct lunet_service *svc,
+                               const char *where, char *err, size_t errcap);
+
 /* Loads a text chunk from memory under the name luaL_loadfilex would give
  * the file at path. */
 int lunet__load_buffer(lua_State *L, const char *src, size_t len,

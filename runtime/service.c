@@ -4,16 +4,20 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "framing.h"
 #include "runtime.h"
 #include "tcp.h"
 
 const char *const lunet_handler_names[LUNET_HANDLER_COUNT] = {
-    "on_connect", "on_data", "on_close", "on_drain"};
+    "on_connect", "on_data", "on_close", "on_drain", "on_message"};
 
 static const struct lunet_service_options default_options = {
     .write_high_water = 1 << 20,
     .max_write_queue = 16 << 20,
     .drain_timeout_ms = 10000,
+    .framing = LUNET_FRAMING_NONE,
+    .max_message = 64 << 10,
+    .connect_timeout_ms = 10000,
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
@@ -83,5 +87,6 @@ void lunet_service_retire(struct lunet_service *svc) {
 }
 
 void lunet_service_conn_gone(struct lunet_service *svc) {
-  if (--svc->nconns == 0 && svc->retired) lunet_service_free(svc);
+  if (--svc->nconns == 0 && (svc->retired || svc->client))
+    lunet_service_free(svc);
 }

@@ -19,6 +19,7 @@ enum lunet_handler {
   LUNET_ON_DATA,
   LUNET_ON_CLOSE,
   LUNET_ON_DRAIN,
+  LUNET_ON_MESSAGE,
   LUNET_HANDLER_COUNT
 };
 
@@ -28,6 +29,9 @@ struct lunet_service_options {
   size_t write_high_water; /* queued bytes that pause reading */
   size_t max_write_queue;  /* queued bytes that drop a slow consumer */
   unsigned drain_timeout_ms; /* bound on flushing a closing conn */
+  int framing;               /* enum lunet_framing */
+  size_t max_message;        /* line or message size limit with framing */
+  unsigned connect_timeout_ms; /* clients only */
 };
 
 struct lunet_service {
@@ -44,6 +48,7 @@ struct lunet_service {
   size_t nconns;           /* open and draining conns */
   unsigned version;        /* last script version that declared it */
   int retired;             /* removed by a reload; freed with its last conn */
+  int client;              /* made by lunet.connect: freed with its conn */
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,

@@ -1,0 +1,30 @@
+/* Message framing for tcp services: splitting a byte stream into lines
+ * (LF or CRLF) or length-prefixed messages (4-byte big-endian length), in
+ * C and against a size limit, so Lua sees one call per whole message. */
+#ifndef LUNET_FRAMING_H
+#define LUNET_FRAMING_H
+
+#include <stddef.h>
+
+enum lunet_framing { LUNET_FRAMING_NONE, LUNET_FRAMING_LINE,
+                     LUNET_FRAMING_LENGTH };
+
+enum lunet_frame_result {
+  LUNET_FRAME_MORE = 0,     /* no whole message yet */
+  LUNET_FRAME_OK = 1,       /* *msg, *msglen, *used set */
+  LUNET_FRAME_TOO_BIG = -1  /* the message exceeds max: close the conn */
+};
+
+/* Looks for the first whole message in buf[0..len). A line excludes its
+ * "\n" or "\r\n"; *used counts the bytes to drop, terminator or prefix
+ * included. max bounds the message (line without terminator, payload
+ * without prefix). A line is judged too big as soon as max + 2 bytes
+ * arrived without a newline, so nothing waits for an unbounded line. */
+int lunet_frame_next(enum lunet_framing framing, const char *buf, size_t len,
+                     size_t max, const char **msg, size_t *msglen,
+                     size_t *used);
+
+/* Parses "line" / "length"; returns -1 for anything else. */
+int lunet_framing_parse(const char *name);
+
+#endif
