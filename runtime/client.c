@@ -151,6 +151,7 @@ int lunet_client_connect(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  if (rt->tearing_down) return luaL_error(L, "lunet is exiting");
   struct lunet_connect_req parsed;
   if (split_addr(&parsed, addr) < 0)
     return luaL_argerror(L, 1, "expected \"host:port\" or \"[v6]:port\"");

@@ -390,12 +390,16 @@ static struct conn_box *conn_box(lua_State *L) {
   return luaL_checkudata(L, 1, CONN_MT);
 }
 
-/* The conn if it is open, else NULL with (nil, "closed") pushed. */
+/* The conn if it is open, else NULL with (nil, "closed") pushed, or
+ * (nil, "connecting") for a client whose connect has not completed. */
 static struct lunet_conn *open_conn(lua_State *L) {
   struct lunet_conn *c = conn_box(L)->c;
   if (c != NULL && c->state == CONN_OPEN) return c;
   luaL_pushfail(L);
-  lua_pushliteral(L, "closed");
+  if (c != NULL && c->state == CONN_CONNECTING)
+    lua_pushliteral(L, "connecting");
+  else
+    lua_pushliteral(L, "closed");
   return NULL;
 }
 
@@ -465,8 +469,13 @@ static int conn_write(lua_State *L) {
 
 /* conn:close(): queued writes flush first; on_close follows from the loop. */
 static int conn_close(lua_State *L) {
-  struct lunet_conn *c = open_conn(L);
-  if (c == NULL) return 2;
+  struct lunet_conn *c = conn_box(L)->c;
+  if (c != NULL && c->state == CONN_CONNECTING) {
+    lunet_conn_close(c, "closed", 0); /* aborts the connect */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if ((c = open_conn(L)) == NULL) return 2;
   lunet_conn_close(c, "closed", 1);
   lua_pushboolean(L, 1);
   return 1;

@@ -284,6 +284,7 @@ static void report_stray_handle(uv_handle_t *h, void *arg) {
 }
 
 void lunet_runtime_free(struct lunet_runtime *rt) {
+  rt->tearing_down = 1;
   lunet_control_stop(rt);
   lunet_watch_stop(rt);
   if (rt->L != NULL) {

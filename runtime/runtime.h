@@ -31,6 +31,7 @@ struct lunet_runtime {
   unsigned version;           /* script version serving now, from 1 */
   unsigned loading_version;   /* version being loaded, 0 outside a load */
   int shutting_down;
+  int tearing_down; /* lunet_runtime_free runs: nothing new may start */
   int exit_code;
   struct lunet_control *control; /* NULL when not listening */
   struct lunet_watch *watch;     /* NULL without --watch */

@@ -64,6 +64,8 @@ static int timer_start(lua_State *L, int periodic) {
   luaL_argcheck(L, ms >= (periodic ? 1 : 0) && ms <= 1e12, 1,
                 periodic ? "period must be 1 to 1e12 ms" : "delay must be "
                 "0 to 1e12 ms");
+  /* An on_close run by the final teardown must not keep the loop alive. */
+  if (rt->tearing_down) return luaL_error(L, "lunet is exiting");
   uint64_t delay = (uint64_t)ceil(ms);
   struct lunet_timer *t = calloc(1, sizeof *t);
   if (t == NULL) return luaL_error(L, "out of memory");

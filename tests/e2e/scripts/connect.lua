@@ -8,6 +8,16 @@ local function done()
   lunet.exit(0)
 end
 
+local function try_abort(next_step)
+  local conn = lunet.connect(silent, {
+    on_close = function(_, reason)
+      results.abort = reason
+      next_step()
+    end,
+  })
+  conn:close() -- before the connect completes
+end
+
 local function try_timeout()
   local t0 = lunet.now()
   lunet.connect(silent, {
@@ -35,7 +45,7 @@ lunet.after(0, function()
     end,
     on_close = function(_, reason)
       results.close_reason = reason
-      try_timeout()
+      try_abort(try_timeout)
     end,
   })
   local ok, err = conn:write("too early")
