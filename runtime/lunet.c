@@ -10,6 +10,7 @@
 #include "runtime.h"
 #include "service.h"
 #include "timer.h"
+#include "udp.h"
 
 /* lunet.now(): monotonic milliseconds with sub-millisecond precision, read
  * fresh (not the loop's cached time) so handlers can time their own work. */
@@ -86,10 +87,12 @@ int lunet_open(lua_State *L) {
                                    {"publish", lunet_pubsub_publish},
                                    {"subscribe", lunet_pubsub_subscribe},
                                    {"exit", lunet_exit},
+                                   {"udp", lunet_udp_client},
                                    {NULL, NULL}};
   lunet_conn_open(L);
   lunet_timer_open(L);
   lunet_pubsub_open(L);
+  lunet_udp_open(L);
   luaL_newlib(L, funcs);
   lunet_log_open(L);
   lua_setfield(L, -2, "log");

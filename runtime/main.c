@@ -70,8 +70,8 @@ static void print_services(struct lunet_runtime *rt) {
   for (q = rt->services.next; q != &rt->services; q = q->next) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
-    printf("%s %s (tcp %s)", q == rt->services.next ? ":" : ",", svc->name,
-           svc->addr_text);
+    printf("%s %s (%s %s)", q == rt->services.next ? ":" : ",", svc->name,
+           svc->kind == LUNET_KIND_UDP ? "udp" : "tcp", svc->addr_text);
   }
   printf("\n");
 }

@@ -12,7 +12,7 @@
 #include "runtime.h"
 #include "script.h"
 #include "service.h"
-#include "tcp.h"
+#include "ratelimit.h"
 #include "pubsub.h"
 #include "timer.h"
 
@@ -30,7 +30,7 @@ static struct lunet_service *service_of(struct lunet_list *q) {
 static void free_loaded(struct lunet_list *loaded) {
   while (!lunet_list_empty(loaded)) {
     struct lunet_service *svc = service_of(loaded->next);
-    lunet_tcp_unlisten(svc);
+    lunet_service_unlisten(svc);
     lunet_service_free(svc);
   }
 }
@@ -43,8 +43,10 @@ static int bind_listeners(struct lunet_runtime *rt, struct lunet_list *loaded,
   FOR_EACH_SERVICE(q, next, loaded) {
     struct lunet_service *nu = service_of(q);
     struct lunet_service *old = lunet_service_find(rt, nu->name);
-    if (old != NULL && strcmp(old->addr_text, nu->addr_text) == 0) continue;
-    int r = lunet_tcp_listen(nu);
+    if (old != NULL && old->kind == nu->kind &&
+        strcmp(old->addr_text, nu->addr_text) == 0)
+      continue;
+    int r = lunet_service_listen(nu);
     if (r < 0)
       return snprintf(err, errcap, "%s: service '%s': cannot listen on %s: "
                       "%s", rt->script_path, nu->name, nu->addr_text,
@@ -82,15 +84,15 @@ static void adopt(struct lunet_service *old, struct lunet_service *nu) {
   lunet_service_set_handlers(old->rt->L, old, nu->handler_ref);
   for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
     nu->handler_ref[h] = LUA_NOREF;
+  /* Changed limits start afresh; unchanged ones keep their buckets. */
+  if (old->opt.rate != nu->opt.rate || old->opt.burst != nu->opt.burst) {
+    lunet_ratelimit_free(old->ratelimit);
+    old->ratelimit = NULL;
+  }
   old->opt = nu->opt;
-  if (nu->listener == NULL) return;
-  lunet_tcp_unlisten(old);
-  old->listener = nu->listener;
-  old->listener->data = old;
-  nu->listener = NULL;
-  old->addr = nu->addr;
-  memcpy(old->addr_text, nu->addr_text, sizeof old->addr_text);
-  memcpy(old->bound, nu->bound, sizeof old->bound);
+  old->kind = nu->kind;
+  if (nu->listener != NULL || nu->udp != NULL)
+    lunet_service_take_socket(old, nu);
 }
 
 static void switch_services(struct lunet_runtime *rt,

@@ -19,6 +19,7 @@
 #include "service.h"
 #include "tcp.h"
 #include "timer.h"
+#include "udp.h"
 #include "watch.h"
 
 #define SWEEP_INTERVAL_MS 1000
@@ -128,6 +129,7 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
   rt->cli = cli;
   lunet_list_init(&rt->services);
   lunet_list_init(&rt->clients);
+  lunet_list_init(&rt->udp_clients);
   lunet_list_init(&rt->draining);
   lunet_list_init(&rt->timers);
   lunet_list_init(&rt->reload_waiting);
@@ -196,8 +198,8 @@ int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
 int lunet_runtime_listen(struct lunet_runtime *rt) {
   struct lunet_list *q;
   for (q = rt->services.next; q != &rt->services; q = q->next) {
-    int r = lunet_tcp_listen(lunet_container_of(q, struct lunet_service,
-                                                node));
+    int r = lunet_service_listen(lunet_container_of(q, struct lunet_service,
+                                                    node));
     if (r < 0) return r;
   }
   return 0;
@@ -219,7 +221,7 @@ static void close_conns_of(struct lunet_list *services, int graceful) {
     struct lunet_service *svc = lunet_container_of(s, struct lunet_service,
                                                    node);
     snext = s->next;
-    lunet_tcp_unlisten(svc);
+    lunet_service_unlisten(svc);
     for (q = svc->conns.next; q != &svc->conns; q = next) {
       next = q->next;
       lunet_conn_close(lunet_container_of(q, struct lunet_conn, node),
@@ -231,6 +233,7 @@ static void close_conns_of(struct lunet_list *services, int graceful) {
 static void close_all_conns(struct lunet_runtime *rt, int graceful) {
   close_conns_of(&rt->services, graceful);
   close_conns_of(&rt->clients, graceful);
+  lunet_udp_close_clients(rt);
   if (!graceful) lunet_conn_sweep(rt, 1);
 }
 
@@ -303,6 +306,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   if (rt->L != NULL) lua_close(rt->L);
   if (uv_loop_close(&rt->loop) != 0)
     lunet_log(LUNET_LOG_ERROR, "loop not empty at exit", NULL);
+  free(rt->udp_buf);
   free(rt);
 }
 

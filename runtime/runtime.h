@@ -21,6 +21,8 @@ struct lunet_runtime {
   char script_dir[PATH_MAX];
   struct lunet_list services; /* struct lunet_service.node */
   struct lunet_list clients;  /* services of lunet.connect conns */
+  struct lunet_list udp_clients; /* sockets from lunet.udp */
+  char *udp_buf; /* receive buffer shared by every udp socket, lazily */
   struct lunet_list draining; /* conns flushing their queue before close */
   struct lunet_list timers;   /* struct lunet_timer.node, every live timer */
   uv_timer_t sweep_timer;     /* enforces drain deadlines */

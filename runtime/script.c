@@ -149,6 +149,63 @@ static int check_seconds(struct check *k, const char *key, unsigned *ms) {
   return 0;
 }
 
+static int is_udp_option(const char *key) {
+  static const char *const names[] = {"broadcast", "ttl", "multicast_ttl",
+                                      "multicast_loop", "recv_buffer",
+                                      "send_buffer", "rate_limit", NULL};
+  for (int i = 0; names[i]; i++)
+    if (strcmp(key, names[i]) == 0) return 1;
+  return 0;
+}
+
+static int check_int(struct check *k, const char *key, int lo, int hi,
+                     int *out) {
+  lua_Integer v = lua_tointeger(k->L, -1);
+  if (!lua_isinteger(k->L, -1) || v < lo || v > hi) {
+    char range[96];
+    snprintf(range, sizeof range, "'%s' must be an integer from %d to %d",
+             key, lo, hi);
+    return check_fail(k, "%s", range);
+  }
+  *out = (int)v;
+  return 0;
+}
+
+/* rate_limit = { rate = per second, burst = bucket size } */
+static int check_rate_limit(struct check *k, struct lunet_service *svc) {
+  lua_State *L = k->L;
+  if (!lua_istable(L, -1))
+    return check_fail(k, "'rate_limit' must be { rate = N, burst = N }%s",
+                      "");
+  lua_getfield(L, -1, "rate");
+  lua_getfield(L, -2, "burst");
+  svc->opt.rate = lua_tonumber(L, -2);
+  svc->opt.burst = lua_isnil(L, -1) ? svc->opt.rate : lua_tonumber(L, -1);
+  lua_pop(L, 2);
+  if (!(svc->opt.rate > 0) || !(svc->opt.burst >= 1))
+    return check_fail(k, "'rate_limit' needs rate > 0 and burst >= 1%s", "");
+  return 0;
+}
+
+static int check_udp_option(struct check *k, struct lunet_service *svc,
+                            const char *key) {
+  struct lunet_service_options *o = &svc->opt;
+  if (strcmp(key, "broadcast") == 0 || strcmp(key, "multicast_loop") == 0) {
+    if (!lua_isboolean(k->L, -1))
+      return check_fail(k, "'%s' must be true or false", key);
+    *(key[0] == 'b' ? &o->broadcast : &o->multicast_loop) =
+        lua_toboolean(k->L, -1);
+    return 0;
+  }
+  if (strcmp(key, "ttl") == 0) return check_int(k, key, 1, 255, &o->ttl);
+  if (strcmp(key, "multicast_ttl") == 0)
+    return check_int(k, key, 0, 255, &o->multicast_ttl);
+  if (strcmp(key, "rate_limit") == 0) return check_rate_limit(k, svc);
+  return check_int(k, key, 1024, 1 << 30, strcmp(key, "recv_buffer") == 0
+                                              ? &o->recv_buffer
+                                              : &o->send_buffer);
+}
+
 /* Checks the field on top of the stack (key below it) and applies it. */
 static int check_field(struct check *k, struct lunet_service *svc,
                        int refs[LUNET_HANDLER_COUNT]) {
@@ -165,6 +222,8 @@ static int check_field(struct check *k, struct lunet_service *svc,
     return 0;
   }
   if (strcmp(key, "tcp") == 0 && !k->client) {
+    if (svc->kind == LUNET_KIND_UDP)
+      return check_fail(k, "a service is tcp or udp, not both%s", "");
     const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                        : NULL;
     if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
@@ -172,9 +231,21 @@ static int check_field(struct check *k, struct lunet_service *svc,
                            "\"0.0.0.0:7000\" or \"[::1]:7000\"%s", "");
     return 0;
   }
-  if (!k->client && (strcmp(key, "udp") == 0 || strcmp(key, "http") == 0))
+  if (strcmp(key, "udp") == 0 && !k->client) {
+    const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                       : NULL;
+    if (svc->addr_text[0] != '\0')
+      return check_fail(k, "a service is tcp or udp, not both%s", "");
+    svc->kind = LUNET_KIND_UDP;
+    if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
+      return check_fail(k, "'udp' must be an address like "
+                           "\"0.0.0.0:7003\" or \"[::1]:7003\"%s", "");
+    return 0;
+  }
+  if (!k->client && strcmp(key, "http") == 0)
     return check_fail(k, "'%s' services are not available in this build "
-                         "(only tcp)", key);
+                         "(tcp and udp only)", key);
+  if (is_udp_option(key)) return check_udp_option(k, svc, key);
   if (strcmp(key, "write_high_water") == 0)
     return check_size(k, key, &svc->opt.write_high_water);
   if (strcmp(key, "max_write_queue") == 0)
@@ -194,8 +265,33 @@ static void release_refs(lua_State *L, int refs[LUNET_HANDLER_COUNT]) {
     luaL_unref(L, LUA_REGISTRYINDEX, refs[h]);
 }
 
+/* A udp service has datagrams only: on_message(sock, data, peer). */
+static int check_udp_handlers(struct check *k, struct lunet_service *svc) {
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
+    if (h != LUNET_ON_MESSAGE && svc->handler_ref[h] != LUA_NOREF)
+      return check_fail(k, "a udp service has no '%s' (only on_message)",
+                        lunet_handler_names[h]);
+  if (svc->opt.framing != LUNET_FRAMING_NONE)
+    return check_fail(k, "a udp service takes no framing%s", "");
+  if (svc->handler_ref[LUNET_ON_MESSAGE] == LUA_NOREF)
+    return check_fail(k, "a udp service needs on_message%s", "");
+  return 0;
+}
+
+static int check_tcp_options(struct check *k, struct lunet_service *svc) {
+  const struct lunet_service_options *o = &svc->opt;
+  if (o->broadcast >= 0 || o->ttl >= 0 || o->multicast_ttl >= 0 ||
+      o->multicast_loop >= 0 || o->recv_buffer >= 0 || o->send_buffer >= 0 ||
+      o->rate > 0)
+    return check_fail(k, "broadcast, ttl, multicast, buffer and rate_limit "
+                         "options are for udp services%s", "");
+  return 0;
+}
+
 /* With framing, messages go to on_message and never to on_data. */
 static int check_handlers(struct check *k, struct lunet_service *svc) {
+  if (svc->kind == LUNET_KIND_UDP) return check_udp_handlers(k, svc);
+  if (check_tcp_options(k, svc) < 0) return -1;
   int framed = svc->opt.framing != LUNET_FRAMING_NONE;
   if (framed && svc->handler_ref[LUNET_ON_DATA] != LUA_NOREF)
     return check_fail(k, "with framing, messages go to on_message, not "
@@ -224,7 +320,8 @@ static int check_service(struct check *k, struct lunet_service *svc) {
   }
   lunet_service_set_handlers(L, svc, refs);
   if (svc->addr_text[0] == '\0' && !k->client)
-    return check_fail(k, "needs an address: tcp = \"0.0.0.0:PORT\"%s", "");
+    return check_fail(k, "needs an address: tcp = \"0.0.0.0:PORT\" or "
+                         "udp = \"0.0.0.0:PORT\"%s", "");
   if (svc->opt.max_write_queue < svc->opt.write_high_water)
     return check_fail(k, "max_write_queue must be >= write_high_water%s", "");
   return check_handlers(k, svc);

@@ -6,7 +6,9 @@
 
 #include "framing.h"
 #include "runtime.h"
+#include "ratelimit.h"
 #include "tcp.h"
+#include "udp.h"
 
 const char *const lunet_handler_names[LUNET_HANDLER_COUNT] = {
     "on_connect", "on_data", "on_close", "on_drain", "on_message"};
@@ -18,6 +20,12 @@ static const struct lunet_service_options default_options = {
     .framing = LUNET_FRAMING_NONE,
     .max_message = 64 << 10,
     .connect_timeout_ms = 10000,
+    .broadcast = -1,
+    .ttl = -1,
+    .multicast_ttl = -1,
+    .multicast_loop = -1,
+    .recv_buffer = -1,
+    .send_buffer = -1,
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
@@ -43,8 +51,35 @@ void lunet_service_free(struct lunet_service *svc) {
   for (int h = 0; h < LUNET_HANDLER_COUNT; h++) none[h] = LUA_NOREF;
   lunet_service_set_handlers(svc->rt->L, svc, none);
   lunet_list_remove(&svc->node);
+  lunet_ratelimit_free(svc->ratelimit);
   free(svc->name);
   free(svc);
+}
+
+int lunet_service_listen(struct lunet_service *svc) {
+  return svc->kind == LUNET_KIND_UDP ? lunet_udp_listen(svc)
+                                     : lunet_tcp_listen(svc);
+}
+
+void lunet_service_unlisten(struct lunet_service *svc) {
+  if (svc->kind == LUNET_KIND_UDP)
+    lunet_udp_unlisten(svc);
+  else
+    lunet_tcp_unlisten(svc);
+}
+
+void lunet_service_take_socket(struct lunet_service *into,
+                               struct lunet_service *svc) {
+  lunet_service_unlisten(into);
+  if (svc->listener != NULL) svc->listener->data = into;
+  if (svc->udp != NULL) lunet__udp_set_service(svc->udp, into);
+  into->listener = svc->listener;
+  into->udp = svc->udp;
+  svc->listener = NULL;
+  svc->udp = NULL;
+  into->addr = svc->addr;
+  memcpy(into->addr_text, svc->addr_text, sizeof into->addr_text);
+  memcpy(into->bound, svc->bound, sizeof into->bound);
 }
 
 struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
@@ -81,7 +116,7 @@ void lunet_service_set_handlers(lua_State *L, struct lunet_service *svc,
 }
 
 void lunet_service_retire(struct lunet_service *svc) {
-  lunet_tcp_unlisten(svc);
+  lunet_service_unlisten(svc);
   svc->retired = 1;
   if (svc->nconns == 0) lunet_service_free(svc);
 }

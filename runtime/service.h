@@ -25,6 +25,8 @@ enum lunet_handler {
 
 extern const char *const lunet_handler_names[LUNET_HANDLER_COUNT];
 
+enum lunet_service_kind { LUNET_KIND_TCP, LUNET_KIND_UDP };
+
 struct lunet_service_options {
   size_t write_high_water; /* queued bytes that pause reading */
   size_t max_write_queue;  /* queued bytes that drop a slow consumer */
@@ -32,6 +34,11 @@ struct lunet_service_options {
   int framing;               /* enum lunet_framing */
   size_t max_message;        /* line or message size limit with framing */
   unsigned connect_timeout_ms; /* clients only */
+  /* udp: socket options (-1: leave the system default) and a per-peer
+   * token bucket (rate 0: none) */
+  int broadcast, ttl, multicast_ttl, multicast_loop;
+  int recv_buffer, send_buffer;
+  double rate, burst;
 };
 
 struct lunet_service {
@@ -43,7 +50,11 @@ struct lunet_service {
   char bound[LUNET_ADDR_STRLEN]; /* real address once listening */
   int handler_ref[LUNET_HANDLER_COUNT]; /* registry refs or LUA_NOREF */
   struct lunet_service_options opt;
+  int kind;           /* enum lunet_service_kind */
   uv_tcp_t *listener; /* NULL while not listening; freed in its close_cb */
+  struct lunet_udp *udp; /* a udp service's socket while bound */
+  struct lunet_ratelimit *ratelimit; /* udp, with rate set */
+  uint64_t ratelimit_logged_ms;
   struct lunet_list conns; /* open conns, struct lunet_conn.node */
   size_t nconns;           /* open and draining conns */
   unsigned version;        /* last script version that declared it */
@@ -57,6 +68,16 @@ void lunet_service_free(struct lunet_service *svc);
 /* Finds a live (not retired) service by name. */
 struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
                                          const char *name);
+
+/* Binds (tcp listener or udp socket) and logs the "listening" line. */
+int lunet_service_listen(struct lunet_service *svc);
+
+/* Stops accepting or receiving. Idempotent. */
+void lunet_service_unlisten(struct lunet_service *svc);
+
+/* Takes svc's bound socket over into `into` (a reload moving an address). */
+void lunet_service_take_socket(struct lunet_service *into,
+                               struct lunet_service *svc);
 
 /* Stops accepting; the service is freed once its last conn is gone. */
 void lunet_service_retire(struct lunet_service *svc);

@@ -111,7 +111,7 @@ end
 
 function Proc:wait_listening(name)
   return self:wait_log("msg=listening service=" .. name
-    .. " proto=tcp addr=(%S+)")
+    .. " proto=%a+ addr=(%S+)")
 end
 
 function Proc:signal(sig)
@@ -179,6 +179,15 @@ local function split_addr(addr)
   return host, tonumber(port)
 end
 M.split_addr = split_addr
+
+-- A UDP socket for talking to addr (IPv4 or IPv6 by its form).
+function M.udp(addr, timeout)
+  local host, port = split_addr(addr)
+  local u = host:find(":") and socket.udp6() or socket.udp()
+  u:settimeout(timeout or 5)
+  assert(u:setpeername(host, port))
+  return u
+end
 
 function M.connect(addr, timeout)
   local host, port = split_addr(addr)
