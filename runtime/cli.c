@@ -60,9 +60,11 @@ static int parse_listen(struct parser *p, struct lunet_cli *cli,
     return fail(p, "--listen expects NAME=ADDR, got '%s'", value);
   if (cli->nlisten == LUNET_MAX_LISTEN)
     return fail(p, "too many --listen options%s", "");
-  /* argv strings are writable: split NAME=ADDR in place. */
-  *(char *)eq = '\0';
-  cli->listen[cli->nlisten].service = value;
+  size_t n = (size_t)(eq - value);
+  if (n >= LUNET_SERVICE_NAME_MAX)
+    return fail(p, "--listen: service name too long in '%s'", value);
+  memcpy(cli->listen[cli->nlisten].service, value, n);
+  cli->listen[cli->nlisten].service[n] = '\0';
   cli->listen[cli->nlisten].addr = eq + 1;
   cli->nlisten++;
   return 0;

@@ -9,9 +9,11 @@
 enum lunet_command { LUNET_CMD_RUN, LUNET_CMD_CHECK, LUNET_CMD_RELOAD,
                      LUNET_CMD_HELP, LUNET_CMD_VERSION };
 
+#define LUNET_SERVICE_NAME_MAX 64
+
 struct lunet_listen_override {
-  const char *service;
-  const char *addr;
+  char service[LUNET_SERVICE_NAME_MAX]; /* copied: argv stays as given */
+  const char *addr;                     /* points into argv */
 };
 
 struct lunet_cli {
@@ -30,8 +32,9 @@ struct lunet_cli {
   char **script_argv;
 };
 
-/* Fills cli from argv (pointers into argv, nothing allocated). On a usage
- * error returns -1 with a one-line message in err. */
+/* Fills cli from argv, which it leaves untouched (ps and pkill -f see the
+ * command line as typed). On a usage error returns -1 with a one-line
+ * message in err. */
 int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
                     size_t errcap);
 

@@ -10,6 +10,7 @@
 #include "call.h"
 #include "client.h"
 #include "framing.h"
+#include "http.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -103,6 +104,10 @@ static size_t conn_deliver(struct lunet_conn *c, const char *buf,
   lua_State *L = c->svc->rt->L;
   size_t off = 0, msglen, used;
   const char *msg;
+  if (c->framing == LUNET_FRAMING_HTTP) {
+    off = lunet_http_feed(c, buf, len);
+    return c->state == CONN_OPEN ? off : len;
+  }
   while (c->state == CONN_OPEN && c->reading) {
     int r = lunet_frame_next(c->framing, buf + off, len - off,
                              c->max_message, &msg, &msglen, &used);
@@ -133,12 +138,22 @@ static int conn_keep(struct lunet_conn *c, const char *p, size_t n) {
   return 0;
 }
 
+static void conn_schedule_input(struct lunet_conn *c);
+
+/* HTTP takes one request per turn (its response may complete at once):
+ * whatever follows is delivered on the next loop iteration. */
+static void conn_more_input(struct lunet_conn *c) {
+  if (c->framing == LUNET_FRAMING_HTTP && c->in_len > 0 &&
+      c->state == CONN_OPEN && c->reading && !c->held)
+    conn_schedule_input(c);
+}
+
 static void conn_deliver_buffered(struct lunet_conn *c) {
   size_t used = conn_deliver(c, c->in, c->in_len);
   c->in_len -= used;
   if (c->in_len > 0) {
     memmove(c->in, c->in + used, c->in_len);
-    return;
+    return conn_more_input(c);
   }
   free(c->in); /* an idle conn holds no input buffer */
   c->in = NULL, c->in_cap = 0;
@@ -146,13 +161,19 @@ static void conn_deliver_buffered(struct lunet_conn *c) {
 
 static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
   if (c->framing == LUNET_FRAMING_NONE) return conn_dispatch_data(c, p, n);
+  if (c->held) {
+    if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
+    c->paused_by_hold = 1; /* what is kept stays bounded: one read */
+    return conn_set_reading(c);
+  }
   if (c->in_len == 0) {
     size_t used = conn_deliver(c, p, n); /* straight from the read buffer */
     if (used == n) return;
     p += used, n -= used;
   }
   if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
-  if (c->in_len > n) conn_deliver_buffered(c);
+  if (c->in_len > n) return conn_deliver_buffered(c);
+  conn_more_input(c);
 }
 
 /* Buffered messages are delivered from the loop, never inside the
@@ -178,7 +199,8 @@ void lunet_conn_pending_cb(uv_idle_t *idle) {
     struct lunet_conn *c = lunet_container_of(batch.next, struct lunet_conn,
                                               pending);
     lunet_list_remove(&c->pending);
-    if (c->state == CONN_OPEN && c->reading) conn_deliver_buffered(c);
+    if (c->state == CONN_OPEN && c->reading && !c->held)
+      conn_deliver_buffered(c);
   }
   if (lunet_list_empty(&rt->pending_input)) uv_idle_stop(idle);
 }
@@ -219,6 +241,7 @@ static void conn_close_cb(uv_handle_t *h) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
   c->self_ref = LUA_NOREF;
   lunet_list_remove(&c->pending);
+  lunet_http_detach(c);
   lunet_service_conn_gone(c->svc);
   free(c->in);
   free(c);
@@ -272,7 +295,7 @@ void lunet_conn_sweep(struct lunet_runtime *rt, int force) {
  * (conn:pause) or a write queue past its high-water mark. */
 static void conn_set_reading(struct lunet_conn *c) {
   int want = c->state == CONN_OPEN && !c->paused_by_user &&
-             !c->paused_by_queue;
+             !c->paused_by_queue && !c->paused_by_hold;
   if (want == c->reading) return;
   if (want)
     uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
@@ -356,6 +379,8 @@ static void conn_start(struct lunet_conn *c) {
   uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = CONN_OPEN;
+  if (c->framing == LUNET_FRAMING_HTTP && lunet_http_attach(c) < 0)
+    return lunet_conn_close(c, "ENOMEM", 0);
   conn_set_reading(c);
   conn_dispatch(c, LUNET_ON_CONNECT, 0);
 }
@@ -432,6 +457,36 @@ static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
   }
   c->wq_bytes += n;
   return 0;
+}
+
+static void conn_log_slow_consumer(struct lunet_conn *c, size_t adding);
+
+int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n) {
+  if (c->state != CONN_OPEN) return UV_EPIPE;
+  int r = conn_send(c, p, n);
+  if (r == UV_ENOBUFS) {
+    conn_log_slow_consumer(c, n);
+    lunet_conn_close(c, "slow_consumer", 0);
+  } else if (r < 0) {
+    lunet_conn_close(c, uv_err_name(r), 0);
+  }
+  return r;
+}
+
+void lunet_conn_hold(struct lunet_conn *c, int hold) {
+  c->held = (unsigned char)(hold != 0);
+  if (hold) return;
+  c->paused_by_hold = 0;
+  conn_set_reading(c); /* restarts reading if input had stopped it */
+  conn_schedule_input(c);
+}
+
+void lunet_conn_push_peer(lua_State *L, const struct lunet_conn *c) {
+  char peer[LUNET_ADDR_STRLEN];
+  if (lunet_addr_format(&c->peer.sa, peer, sizeof peer) < 0)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, peer);
 }
 
 static void conn_log_slow_consumer(struct lunet_conn *c, size_t adding) {

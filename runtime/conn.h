@@ -39,9 +39,12 @@ struct lunet_conn {
   unsigned char reading;
   unsigned char paused_by_user;
   unsigned char paused_by_queue;
+  unsigned char held;            /* a protocol layer handles a message */
+  unsigned char paused_by_hold;  /* input arrived while held */
   unsigned char framing; /* fixed at connect: a reload applies to new conns */
   size_t max_message;
   struct lunet_connect_req *connect_req; /* while CONN_CONNECTING */
+  struct lunet_http *http; /* http services: parser and request state */
   char *in;              /* partial message between reads; NULL when none */
   size_t in_len;
   size_t in_cap;
@@ -76,6 +79,18 @@ void lunet_conn_close(struct lunet_conn *c, const char *reason,
 
 /* Force-closes draining conns past their deadline (all of them if force). */
 void lunet_conn_sweep(struct lunet_runtime *rt, int force);
+
+/* Writes bytes for a protocol layer (HTTP): like conn:write, a conn past
+ * its queue limit is dropped. 0 or a negative UV error (conn closing). */
+int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n);
+
+/* Holds input (hold = 1) while a protocol layer works on a message: bytes
+ * that arrive meanwhile are kept and reading stops until release, which
+ * delivers them from the loop. No syscall unless input does arrive. */
+void lunet_conn_hold(struct lunet_conn *c, int hold);
+
+/* Pushes "ip:port" of the peer, or nil. */
+void lunet_conn_push_peer(lua_State *L, const struct lunet_conn *c);
 
 /* Pushes the conn's box. */
 void lunet_conn_push(lua_State *L, const struct lunet_conn *c);

@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 enum lunet_framing { LUNET_FRAMING_NONE, LUNET_FRAMING_LINE,
-                     LUNET_FRAMING_LENGTH };
+                     LUNET_FRAMING_LENGTH,
+                     LUNET_FRAMING_HTTP /* http services: see http.h */ };
 
 enum lunet_frame_result {
   LUNET_FRAME_MORE = 0,     /* no whole message yet */

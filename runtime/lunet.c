@@ -5,6 +5,7 @@
 
 #include "client.h"
 #include "conn.h"
+#include "http.h"
 #include "pubsub.h"
 #include "log.h"
 #include "runtime.h"
@@ -93,6 +94,7 @@ int lunet_open(lua_State *L) {
   lunet_timer_open(L);
   lunet_pubsub_open(L);
   lunet_udp_open(L);
+  lunet_http_open(L);
   luaL_newlib(L, funcs);
   lunet_log_open(L);
   lua_setfield(L, -2, "log");

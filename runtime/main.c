@@ -71,7 +71,10 @@ static void print_services(struct lunet_runtime *rt) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
     printf("%s %s (%s %s)", q == rt->services.next ? ":" : ",", svc->name,
-           svc->kind == LUNET_KIND_UDP ? "udp" : "tcp", svc->addr_text);
+           svc->kind == LUNET_KIND_UDP    ? "udp"
+           : svc->kind == LUNET_KIND_HTTP ? "http"
+                                          : "tcp",
+           svc->addr_text);
   }
   printf("\n");
 }

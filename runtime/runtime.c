@@ -10,6 +10,7 @@
 #include <lualib.h>
 
 #include "conn.h"
+#include "http.h"
 #include "control.h"
 #include "log.h"
 #include "lunet.h"
@@ -104,8 +105,16 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
 /* }================================================================== */
 
 static void sweep_cb(uv_timer_t *h) {
-  lunet_conn_sweep(lunet_container_of(h->loop, struct lunet_runtime, loop),
-                   0);
+  struct lunet_runtime *rt = lunet_container_of(h->loop, struct lunet_runtime,
+                                                loop);
+  struct lunet_list *q, *next;
+  lunet_conn_sweep(rt, 0);
+  for (q = rt->services.next; q != &rt->services; q = next) {
+    struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
+                                                   node);
+    next = q->next;
+    if (svc->kind == LUNET_KIND_HTTP) lunet_http_sweep(svc, uv_now(h->loop));
+  }
 }
 
 static int runtime_set_paths(struct lunet_runtime *rt, char *err,

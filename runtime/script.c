@@ -149,6 +149,44 @@ static int check_seconds(struct check *k, const char *key, unsigned *ms) {
   return 0;
 }
 
+static int check_int(struct check *k, const char *key, int lo, int hi,
+                     int *out);
+
+/* A table with __call, such as a lunet.router. */
+static int is_callable(lua_State *L) {
+  if (!lua_istable(L, -1) || !luaL_getmetafield(L, -1, "__call")) return 0;
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int is_http_option(const char *key) {
+  static const char *const names[] = {
+      "max_header_size", "max_url", "max_body", "header_timeout",
+      "keepalive_timeout", "handler_timeout", "max_requests", NULL};
+  for (int i = 0; names[i]; i++)
+    if (strcmp(key, names[i]) == 0) return 1;
+  return 0;
+}
+
+static int check_http_option(struct check *k, struct lunet_service *svc,
+                             const char *key) {
+  struct lunet_service_options *o = &svc->opt;
+  int n;
+  if (strcmp(key, "max_header_size") == 0)
+    return check_limit(k, key, &o->max_header);
+  if (strcmp(key, "max_url") == 0) return check_limit(k, key, &o->max_url);
+  if (strcmp(key, "max_body") == 0) return check_limit(k, key, &o->max_body);
+  if (strcmp(key, "header_timeout") == 0)
+    return check_seconds(k, key, &o->header_timeout_ms);
+  if (strcmp(key, "keepalive_timeout") == 0)
+    return check_seconds(k, key, &o->keepalive_timeout_ms);
+  if (strcmp(key, "handler_timeout") == 0)
+    return check_seconds(k, key, &o->handler_timeout_ms);
+  if (check_int(k, key, 1, 1 << 30, &n) < 0) return -1;
+  o->max_requests = (unsigned)n;
+  return 0;
+}
+
 static int is_udp_option(const char *key) {
   static const char *const names[] = {"broadcast", "ttl", "multicast_ttl",
                                       "multicast_loop", "recv_buffer",
@@ -215,15 +253,17 @@ static int check_field(struct check *k, struct lunet_service *svc,
   const char *key = lua_tostring(L, -2);
   int h = find_handler(key);
   if (h >= 0) {
-    if (!lua_isfunction(L, -1))
-      return check_fail(k, "'%s' must be a function", key);
+    if (!lua_isfunction(L, -1) && !(h == LUNET_ON_REQUEST && is_callable(L)))
+      return check_fail(k, h == LUNET_ON_REQUEST
+                               ? "'%s' must be a function or a router"
+                               : "'%s' must be a function", key);
     lua_pushvalue(L, -1);
     refs[h] = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
   }
   if (strcmp(key, "tcp") == 0 && !k->client) {
-    if (svc->kind == LUNET_KIND_UDP)
-      return check_fail(k, "a service is tcp or udp, not both%s", "");
+    if (svc->kind != LUNET_KIND_TCP)
+      return check_fail(k, "a service has one kind: tcp, udp or http%s", "");
     const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                        : NULL;
     if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
@@ -235,16 +275,25 @@ static int check_field(struct check *k, struct lunet_service *svc,
     const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                        : NULL;
     if (svc->addr_text[0] != '\0')
-      return check_fail(k, "a service is tcp or udp, not both%s", "");
+      return check_fail(k, "a service has one kind: tcp, udp or http%s", "");
     svc->kind = LUNET_KIND_UDP;
     if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
       return check_fail(k, "'udp' must be an address like "
                            "\"0.0.0.0:7003\" or \"[::1]:7003\"%s", "");
     return 0;
   }
-  if (!k->client && strcmp(key, "http") == 0)
-    return check_fail(k, "'%s' services are not available in this build "
-                         "(tcp and udp only)", key);
+  if (strcmp(key, "http") == 0 && !k->client) {
+    const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                       : NULL;
+    if (svc->addr_text[0] != '\0' || svc->kind == LUNET_KIND_UDP)
+      return check_fail(k, "a service has one kind: tcp, udp or http%s", "");
+    svc->kind = LUNET_KIND_HTTP;
+    if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
+      return check_fail(k, "'http' must be an address like "
+                           "\"0.0.0.0:8080\" or \"[::1]:8080\"%s", "");
+    return 0;
+  }
+  if (is_http_option(key)) return check_http_option(k, svc, key);
   if (is_udp_option(key)) return check_udp_option(k, svc, key);
   if (strcmp(key, "write_high_water") == 0)
     return check_size(k, key, &svc->opt.write_high_water);
@@ -267,6 +316,8 @@ static void release_refs(lua_State *L, int refs[LUNET_HANDLER_COUNT]) {
 
 /* A udp service has datagrams only: on_message(sock, data, peer). */
 static int check_udp_handlers(struct check *k, struct lunet_service *svc) {
+  if (svc->handler_ref[LUNET_ON_REQUEST] != LUA_NOREF)
+    return check_fail(k, "'handler' is for http services%s", "");
   for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
     if (h != LUNET_ON_MESSAGE && svc->handler_ref[h] != LUA_NOREF)
       return check_fail(k, "a udp service has no '%s' (only on_message)",
@@ -288,10 +339,27 @@ static int check_tcp_options(struct check *k, struct lunet_service *svc) {
   return 0;
 }
 
+/* An http service has one handler(req, res); HTTP is its framing. */
+static int check_http_handlers(struct check *k, struct lunet_service *svc) {
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++)
+    if (h != LUNET_ON_REQUEST && svc->handler_ref[h] != LUA_NOREF)
+      return check_fail(k, "an http service has no '%s' (only handler)",
+                        lunet_handler_names[h]);
+  if (svc->handler_ref[LUNET_ON_REQUEST] == LUA_NOREF)
+    return check_fail(k, "an http service needs a handler%s", "");
+  if (svc->opt.framing != LUNET_FRAMING_NONE)
+    return check_fail(k, "an http service takes no framing%s", "");
+  svc->opt.framing = LUNET_FRAMING_HTTP;
+  return 0;
+}
+
 /* With framing, messages go to on_message and never to on_data. */
 static int check_handlers(struct check *k, struct lunet_service *svc) {
   if (svc->kind == LUNET_KIND_UDP) return check_udp_handlers(k, svc);
+  if (svc->kind == LUNET_KIND_HTTP) return check_http_handlers(k, svc);
   if (check_tcp_options(k, svc) < 0) return -1;
+  if (svc->handler_ref[LUNET_ON_REQUEST] != LUA_NOREF)
+    return check_fail(k, "'handler' is for http services%s", "");
   int framed = svc->opt.framing != LUNET_FRAMING_NONE;
   if (framed && svc->handler_ref[LUNET_ON_DATA] != LUA_NOREF)
     return check_fail(k, "with framing, messages go to on_message, not "

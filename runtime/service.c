@@ -11,7 +11,7 @@
 #include "udp.h"
 
 const char *const lunet_handler_names[LUNET_HANDLER_COUNT] = {
-    "on_connect", "on_data", "on_close", "on_drain", "on_message"};
+    "on_connect", "on_data", "on_close", "on_drain", "on_message", "handler"};
 
 static const struct lunet_service_options default_options = {
     .write_high_water = 1 << 20,
@@ -26,6 +26,13 @@ static const struct lunet_service_options default_options = {
     .multicast_loop = -1,
     .recv_buffer = -1,
     .send_buffer = -1,
+    .max_header = 16 << 10,
+    .max_url = 8 << 10,
+    .max_body = 1 << 20,
+    .header_timeout_ms = 10000,
+    .keepalive_timeout_ms = 15000,
+    .handler_timeout_ms = 30000,
+    .max_requests = 10000,
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
@@ -58,7 +65,7 @@ void lunet_service_free(struct lunet_service *svc) {
 
 int lunet_service_listen(struct lunet_service *svc) {
   return svc->kind == LUNET_KIND_UDP ? lunet_udp_listen(svc)
-                                     : lunet_tcp_listen(svc);
+                                     : lunet_tcp_listen(svc); /* tcp, http */
 }
 
 void lunet_service_unlisten(struct lunet_service *svc) {

@@ -20,12 +20,13 @@ enum lunet_handler {
   LUNET_ON_CLOSE,
   LUNET_ON_DRAIN,
   LUNET_ON_MESSAGE,
+  LUNET_ON_REQUEST, /* http: "handler", a function or a callable (router) */
   LUNET_HANDLER_COUNT
 };
 
 extern const char *const lunet_handler_names[LUNET_HANDLER_COUNT];
 
-enum lunet_service_kind { LUNET_KIND_TCP, LUNET_KIND_UDP };
+enum lunet_service_kind { LUNET_KIND_TCP, LUNET_KIND_UDP, LUNET_KIND_HTTP };
 
 struct lunet_service_options {
   size_t write_high_water; /* queued bytes that pause reading */
@@ -39,6 +40,14 @@ struct lunet_service_options {
   int broadcast, ttl, multicast_ttl, multicast_loop;
   int recv_buffer, send_buffer;
   double rate, burst;
+  /* http limits */
+  size_t max_header;  /* request line and headers (431) */
+  size_t max_url;     /* request target (414) */
+  size_t max_body;    /* request body (413) */
+  unsigned header_timeout_ms;    /* a request must arrive within (408) */
+  unsigned keepalive_timeout_ms; /* idle keep-alive conns close after */
+  unsigned handler_timeout_ms;   /* unanswered requests get 504 after */
+  unsigned max_requests;         /* per connection, then Connection: close */
 };
 
 struct lunet_service {

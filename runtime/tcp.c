@@ -43,12 +43,14 @@ int lunet_tcp_listen(struct lunet_service *svc) {
   if ((r = tcp_bind(svc, tcp)) < 0) {
     uv_close((uv_handle_t *)tcp, tcp_listener_close_cb);
     lunet_log(LUNET_LOG_ERROR, "listen failed", "service", svc->name, "proto",
-              "tcp", "addr", svc->addr_text, "error", uv_strerror(r), NULL);
+              svc->kind == LUNET_KIND_HTTP ? "http" : "tcp", "addr",
+              svc->addr_text, "error", uv_strerror(r), NULL);
     return r;
   }
   svc->listener = tcp;
-  lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto", "tcp",
-            "addr", svc->bound, NULL);
+  lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto",
+            svc->kind == LUNET_KIND_HTTP ? "http" : "tcp", "addr", svc->bound,
+            NULL);
   return 0;
 }
 

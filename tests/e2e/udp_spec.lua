@@ -139,3 +139,18 @@ describe("udp reload", function()
     assert.equal(0, server:stop())
   end)
 end)
+
+describe("examples/udp_seq.lua", function()
+  after_each(h.cleanup)
+
+  it("reports exact delivered/lost/duplicate counts through the reorder helper", function()
+    local receiver = h.start(h.EXAMPLES .. "/udp_seq.lua", {
+      args = { "--", "receive", "127.0.0.1:0" }, services = { "seq" } })
+    local code, out = h.run({ "run", h.EXAMPLES .. "/udp_seq.lua", "--", "send",
+      receiver.addr.seq, "1000", "10", "7", "swap" })
+    assert.equal(0, code)
+    assert.equal("sent=1028 dropped=100 duplicated=128\n", out)
+    assert.equal(0, receiver:wait(10))
+    assert.equal("delivered=900 lost=100 duplicates=128 late=0\n", receiver:stdout())
+  end)
+end)

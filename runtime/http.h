@@ -1,0 +1,34 @@
+/* HTTP/1.1 on a conn of an http service: llhttp parses in C, limits are
+ * enforced as bytes arrive, and Lua sees one call per request,
+ * handler(req, res). Requests on a connection are answered one at a time
+ * and in order: parsing stops at the end of a request until its response
+ * is complete, so pipelined requests wait in the conn's input buffer and
+ * reading is paused meanwhile (bounded input). */
+#ifndef LUNET_HTTP_H
+#define LUNET_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+struct lunet_conn;
+struct lunet_service;
+
+/* Gives an accepted conn its HTTP state; 0 or UV_ENOMEM. */
+int lunet_http_attach(struct lunet_conn *c);
+
+/* Parses what it can of buf; returns the bytes consumed (all of them once
+ * the conn is closing). Stops after a whole request, which it dispatches. */
+size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len);
+
+/* The conn is being freed: outstanding response objects go dead. */
+void lunet_http_detach(struct lunet_conn *c);
+
+/* Enforces header-read (408), keep-alive idle and handler (504)
+ * deadlines on the service's conns; called once a second. */
+void lunet_http_sweep(struct lunet_service *svc, uint64_t now);
+
+/* Registers the "lunet.http.response" metatable. */
+void lunet_http_open(lua_State *L);
+
+#endif

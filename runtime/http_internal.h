@@ -1,0 +1,68 @@
+/* Shared by http.c (requests) and http_response.c (responses). */
+#ifndef LUNET_HTTP_INTERNAL_H
+#define LUNET_HTTP_INTERNAL_H
+
+#include <llhttp.h>
+#include <stdint.h>
+
+#include "http.h"
+
+enum http_phase {
+  HTTP_IDLE,     /* keep-alive, between requests */
+  HTTP_READING,  /* a request is arriving */
+  HTTP_HANDLING, /* the handler has it; parsing waits for the response */
+  HTTP_DONE      /* the connection is closing */
+};
+
+struct http_header {
+  uint32_t name, name_len, value, value_len; /* offsets into head */
+};
+
+struct lunet_http {
+  llhttp_t parser;
+  struct lunet_conn *c;
+  enum http_phase phase;
+  uint64_t deadline; /* loop ms; meaning depends on phase */
+  uint32_t requests; /* requests answered on this conn */
+  int res_ref;       /* the response object in flight, or LUA_NOREF */
+  int error_status;  /* set by a limit check that failed the parse */
+  int keep_alive;    /* the request in flight allows keep-alive */
+  int head_only;     /* the request in flight is a HEAD */
+  int http10;
+  /* The request being parsed; freed once dispatched so idle conns hold
+   * none of it. */
+  char *head; /* url, then header names and values */
+  size_t head_len, head_cap;
+  uint32_t url_len;
+  struct http_header *hdrs;
+  int nhdrs, hdrs_cap, in_value;
+  int value_done;       /* the value span ended inside the buffer */
+  const char *feed_end; /* end of the bytes being parsed */
+  char *body;
+  size_t body_len, body_cap;
+};
+
+/* Sends a complete minimal response (errors: 400, 408, 413, 500, 504...)
+ * and closes the conn after it. */
+void lunet__http_reply_error(struct lunet_http *h, int status);
+
+/* The response to the request in flight is complete: next request, or
+ * close. */
+void lunet__http_response_done(struct lunet_http *h, int close);
+
+/* Makes the response object for the request in flight; left on the
+ * stack, referenced from h->res_ref. */
+void lunet__http_push_response(lua_State *L, struct lunet_http *h);
+
+/* A handler failed: 500 if nothing was sent yet, else close. */
+void lunet__http_handler_failed(struct lunet_http *h);
+
+/* The response object lets go of h (response complete, or conn gone). */
+void lunet__http_release_response(lua_State *L, struct lunet_http *h);
+
+const char *lunet__http_reason(int status);
+
+/* Registers the response metatable (http_response.c). */
+void lunet__http_response_open(lua_State *L);
+
+#endif

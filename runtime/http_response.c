@@ -1,0 +1,409 @@
+/* The response object, res: headers and body serialised in C into one
+ * buffer and written with one call for a whole response. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <lauxlib.h>
+
+#include "conn.h"
+#include "http_internal.h"
+#include "runtime.h"
+#include "service.h"
+
+#define RES_MT "lunet.http.response"
+#define RES_UV_HEADERS 1 /* { name, value, name, value, ... } */
+
+struct res_box {
+  struct lunet_http *h; /* NULL once complete or the conn is gone */
+  int started;          /* headers sent (streaming) */
+  int chunked;
+  int close;            /* Connection: close after this response */
+  int has_type;         /* the handler set Content-Type */
+};
+
+static const char json_encode_key = 'J';
+
+const char *lunet__http_reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+/* Formatted at most once a second: every response carries it. */
+static const char *http_date(void) {
+  static char buf[40];
+  static time_t cached = -1;
+  time_t now = time(NULL);
+  if (now != cached) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = now;
+  }
+  return buf;
+}
+
+static int body_allowed(int status) {
+  return status >= 200 && status != 204 && status != 304;
+}
+
+static void add_status_line(luaL_Buffer *b, int status) {
+  char line[192]; /* the longest reason phrase and date fit */
+  int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nServer: lunet\r\n"
+                   "Date: %s\r\n", status, lunet__http_reason(status),
+                   http_date());
+  if (n < 0 || (size_t)n >= sizeof line) n = 0;
+  luaL_addlstring(b, line, (size_t)n);
+}
+
+static void add_framing(luaL_Buffer *b, struct lunet_http *h, int status,
+                        long long length, int close) {
+  char line[64];
+  int n = 0;
+  if (length >= 0 && body_allowed(status))
+    n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", length);
+  else if (length == -1)
+    n = snprintf(line, sizeof line, "Transfer-Encoding: chunked\r\n");
+  if (n < 0 || (size_t)n >= sizeof line) n = 0;
+  luaL_addlstring(b, line, (size_t)n);
+  if (close)
+    luaL_addstring(b, "Connection: close\r\n");
+  else if (h->http10)
+    luaL_addstring(b, "Connection: keep-alive\r\n");
+  luaL_addstring(b, "\r\n");
+}
+
+void lunet__http_reply_error(struct lunet_http *h, int status) {
+  lua_State *L = h->c->svc->rt->L;
+  luaL_Buffer b;
+  const char *reason = lunet__http_reason(status);
+  luaL_buffinit(L, &b);
+  add_status_line(&b, status);
+  luaL_addstring(&b, "Content-Type: text/plain\r\n");
+  add_framing(&b, h, status, (long long)strlen(reason) + 1, 1);
+  luaL_addstring(&b, reason);
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  lunet_conn_send(h->c, s, n);
+  lua_pop(L, 1);
+  h->phase = HTTP_DONE;
+  lunet_conn_close(h->c, "closed", 1);
+}
+
+void lunet__http_release_response(lua_State *L, struct lunet_http *h) {
+  if (h->res_ref == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
+  ((struct res_box *)lua_touserdata(L, -1))->h = NULL;
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->res_ref);
+  h->res_ref = LUA_NOREF;
+}
+
+void lunet__http_response_done(struct lunet_http *h, int close) {
+  struct lunet_conn *c = h->c;
+  lunet__http_release_response(c->svc->rt->L, h);
+  h->requests++;
+  if (close || c->state != CONN_OPEN) {
+    h->phase = HTTP_DONE;
+    lunet_conn_close(c, "closed", 1);
+    return;
+  }
+  h->phase = HTTP_IDLE;
+  h->deadline = uv_now(&c->svc->rt->loop) + c->svc->opt.keepalive_timeout_ms;
+  lunet_conn_hold(c, 0); /* the next (maybe pipelined) request */
+}
+
+void lunet__http_push_response(lua_State *L, struct lunet_http *h) {
+  struct res_box *r = lua_newuserdatauv(L, sizeof *r, 1);
+  memset(r, 0, sizeof *r);
+  r->h = h;
+  r->close = !h->keep_alive ||
+             h->requests + 1 >= h->c->svc->opt.max_requests;
+  luaL_setmetatable(L, RES_MT);
+  lua_pushvalue(L, -1);
+  h->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lunet__http_handler_failed(struct lunet_http *h) {
+  lua_State *L = h->c->svc->rt->L;
+  if (h->res_ref == LUA_NOREF) return; /* it had answered already */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
+  struct res_box *r = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (r->started) {
+    lunet__http_release_response(L, h);
+    h->phase = HTTP_DONE;
+    lunet_conn_close(h->c, "handler_error", 0);
+    return;
+  }
+  luaL_Buffer b;
+  static const char body[] = "Internal Server Error\n";
+  luaL_buffinit(L, &b);
+  add_status_line(&b, 500);
+  luaL_addstring(&b, "Content-Type: text/plain\r\n");
+  add_framing(&b, h, 500, sizeof body - 1, r->close);
+  if (!h->head_only) luaL_addstring(&b, body);
+  luaL_pushresult(&b);
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  lunet_conn_send(h->c, s, n);
+  lua_pop(L, 1);
+  lunet__http_response_done(h, r->close);
+}
+
+/* {==================================================================
+ * Lua methods
+ * =================================================================== */
+
+static struct res_box *live_res(lua_State *L) {
+  struct res_box *r = luaL_checkudata(L, 1, RES_MT);
+  if (r->h == NULL) luaL_error(L, "the response was already sent");
+  return r;
+}
+
+static int is_token(const char *s) {
+  if (*s == '\0') return 0;
+  for (; *s; s++)
+    if (*s <= ' ' || *s >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *s)) return 0;
+  return 1;
+}
+
+/* Adds "Name: value\r\n" after checks that keep a handler from splitting
+ * the response (CR/LF) or duplicating what lunet frames itself. */
+static void add_header(lua_State *L, luaL_Buffer *b, struct res_box *r,
+                       const char *name, const char *value) {
+  if (!is_token(name)) luaL_error(L, "invalid header name '%s'", name);
+  if (strpbrk(value, "\r\n") != NULL)
+    luaL_error(L, "invalid value for header '%s' (CR or LF)", name);
+  if (strcasecmp(name, "content-length") == 0 ||
+      strcasecmp(name, "transfer-encoding") == 0)
+    luaL_error(L, "'%s' is set by lunet", name);
+  if (strcasecmp(name, "content-type") == 0) r->has_type = 1;
+  if (strcasecmp(name, "connection") == 0) {
+    if (strcasecmp(value, "close") == 0) r->close = 1;
+    return; /* lunet writes Connection itself */
+  }
+  luaL_addstring(b, name);
+  luaL_addstring(b, ": ");
+  luaL_addstring(b, value);
+  luaL_addstring(b, "\r\n");
+}
+
+/* res:header() values, then the headers argument (a table) if any. The
+ * strings are anchored on the stack below the buffer's own slot. */
+static void add_user_headers(lua_State *L, luaL_Buffer *b, struct res_box *r,
+                             int list, int extra) {
+  for (lua_Integer i = 1; lua_rawgeti(L, list, i) == LUA_TSTRING; i += 2) {
+    lua_rawgeti(L, list, i + 1);
+    add_header(L, b, r, lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  if (extra == 0) return;
+  lua_pushnil(L);
+  while (lua_next(L, extra) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+      luaL_error(L, "headers must map names to strings");
+    add_header(L, b, r, lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+static int check_status(lua_State *L, int idx) {
+  lua_Integer status = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, status >= 200 && status <= 599, idx,
+                "status must be 200-599");
+  return (int)status;
+}
+
+/* Serialises and writes the head (and body when given); length -1 means
+ * chunked, -2 close-delimited (HTTP/1.0 streaming). */
+static void send_head(lua_State *L, struct res_box *r, int status,
+                      long long length, const char *body, size_t blen,
+                      int extra) {
+  struct lunet_http *h = r->h;
+  luaL_Buffer b;
+  lua_getiuservalue(L, 1, RES_UV_HEADERS);
+  int list = lua_gettop(L);
+  if (lua_isnil(L, list)) {
+    lua_newtable(L);
+    lua_replace(L, list);
+  }
+  luaL_buffinit(L, &b);
+  add_status_line(&b, status);
+  add_user_headers(L, &b, r, list, extra);
+  if (length == -2) r->close = 1;
+  if (!r->has_type && length != 0 && body_allowed(status))
+    luaL_addstring(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+  add_framing(&b, h, status, length, r->close);
+  if (body != NULL && !h->head_only && body_allowed(status))
+    luaL_addlstring(&b, body, blen);
+  luaL_pushresult(&b);
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  lunet_conn_send(h->c, s, n);
+  lua_pop(L, 2);
+  r->started = 1;
+}
+
+/* res:send(status, body, headers) */
+static int res_send(lua_State *L) {
+  struct res_box *r = live_res(L);
+  int status = check_status(L, 2);
+  size_t blen = 0;
+  const char *body = luaL_optlstring(L, 3, "", &blen);
+  int extra = lua_isnoneornil(L, 4) ? 0 : 4;
+  if (extra) luaL_checktype(L, 4, LUA_TTABLE);
+  if (r->started) return luaL_error(L, "headers already sent (streaming)");
+  send_head(L, r, status, (long long)blen, body, blen, extra);
+  lunet__http_response_done(r->h, r->close);
+  return 0;
+}
+
+/* res:json(status, value [, headers]) with lua-cjson. */
+static int res_json(lua_State *L) {
+  live_res(L);
+  check_status(L, 2);
+  lua_settop(L, 4);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &json_encode_key) != LUA_TFUNCTION)
+    return luaL_error(L, "lua-cjson is not available");
+  lua_pushvalue(L, 3);
+  lua_call(L, 1, 1);
+  lua_replace(L, 3);
+  if (lua_isnil(L, 4)) lua_newtable(L), lua_replace(L, 4);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  if (lua_getfield(L, 4, "Content-Type") == LUA_TNIL) {
+    lua_pushliteral(L, "application/json");
+    lua_setfield(L, 4, "Content-Type");
+  }
+  lua_settop(L, 4);
+  return res_send(L);
+}
+
+/* res:header(name, value): sent with the head; repeats are kept. */
+static int res_header(lua_State *L) {
+  struct res_box *r = live_res(L);
+  const char *name = luaL_checkstring(L, 2);
+  luaL_checkstring(L, 3);
+  if (r->started) return luaL_error(L, "headers already sent");
+  if (lua_getiuservalue(L, 1, RES_UV_HEADERS) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, RES_UV_HEADERS);
+  }
+  lua_Integer n = luaL_len(L, -1);
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, n + 1);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, n + 2);
+  return 0;
+}
+
+/* res:write(chunk): streams; the head goes first (status 200 unless
+ * res:status was given to the first write as a second argument). */
+static int res_write(lua_State *L) {
+  struct res_box *r = live_res(L);
+  size_t n;
+  const char *chunk = luaL_checklstring(L, 2, &n);
+  if (!r->started) {
+    int status = lua_isnoneornil(L, 3) ? 200 : check_status(L, 3);
+    r->chunked = !r->h->http10;
+    send_head(L, r, status, r->chunked ? -1 : -2, NULL, 0, 0);
+  }
+  if (n == 0 || r->h->head_only) return 0;
+  if (!r->chunked) return lunet_conn_send(r->h->c, chunk, n), 0;
+  char size[24];
+  int k = snprintf(size, sizeof size, "%zx\r\n", n);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, size, (size_t)k);
+  luaL_addlstring(&b, chunk, n);
+  luaL_addstring(&b, "\r\n");
+  luaL_pushresult(&b);
+  const char *s = lua_tolstring(L, -1, &n);
+  lunet_conn_send(r->h->c, s, n);
+  return 0;
+}
+
+/* res:finish(): ends a streamed response (or sends an empty 200). */
+static int res_finish(lua_State *L) {
+  struct res_box *r = live_res(L);
+  if (!r->started) {
+    lua_settop(L, 1);
+    lua_pushinteger(L, 200);
+    lua_pushliteral(L, "");
+    return res_send(L);
+  }
+  if (r->chunked && !r->h->head_only)
+    lunet_conn_send(r->h->c, "0\r\n\r\n", 5);
+  lunet__http_response_done(r->h, r->close);
+  return 0;
+}
+
+static int res_tostring(lua_State *L) {
+  struct res_box *r = luaL_checkudata(L, 1, RES_MT);
+  lua_pushfstring(L, "lunet.http.response (%s)", r->h ? "open" : "sent");
+  return 1;
+}
+
+/* }================================================================== */
+
+static void cache_json_encode(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cjson");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    lua_getfield(L, -1, "encode");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &json_encode_key);
+  }
+  lua_pop(L, 1);
+}
+
+void lunet__http_response_open(lua_State *L) {
+  static const luaL_Reg methods[] = {{"send", res_send},
+                                     {"json", res_json},
+                                     {"header", res_header},
+                                     {"write", res_write},
+                                     {"finish", res_finish},
+                                     {NULL, NULL}};
+  luaL_newmetatable(L, RES_MT);
+  lua_pushcfunction(L, res_tostring);
+  lua_setfield(L, -2, "__tostring");
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  cache_json_encode(L);
+}

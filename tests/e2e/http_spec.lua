@@ -1,0 +1,272 @@
+-- HTTP/1.1 with independent clients: curl for what browsers and tools do,
+-- raw sockets for pipelining, limits and malformed input.
+local h = require("helper")
+
+local function curl(args)
+  local cmd = "curl -s --max-time 5 " .. args .. " 2>&1"
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- Reads one response from a raw socket: status, headers (lowercased),
+-- body (by Content-Length or chunked).
+local function read_response(c)
+  local status_line = assert(c:receive("*l"))
+  local status = tonumber(status_line:match("^HTTP/1%.1 (%d%d%d) "))
+  local headers = {}
+  while true do
+    local l = assert(c:receive("*l"))
+    if l == "" then break end
+    local k, v = l:match("^([^:]+):%s*(.*)$")
+    headers[k:lower()] = v
+  end
+  local body = ""
+  if headers["content-length"] then
+    local n = tonumber(headers["content-length"])
+    body = n > 0 and h.receive(c, n) or ""
+  elseif headers["transfer-encoding"] == "chunked" then
+    local parts = {}
+    while true do
+      local size = tonumber(assert(c:receive("*l")), 16)
+      if size == 0 then assert(c:receive("*l")); break end
+      parts[#parts + 1] = h.receive(c, size)
+      assert(c:receive("*l"))
+    end
+    body = table.concat(parts)
+  end
+  return status, headers, body
+end
+
+local function closed(c)
+  local data, err = c:receive(1)
+  return data == nil and err == "closed"
+end
+
+describe("http", function()
+  local server, base, addr
+  setup(function()
+    server = h.start(h.SCRIPTS .. "/http_cases.lua", { services = { "web" } })
+    addr = server.addr.web
+    base = "http://" .. addr
+  end)
+  teardown(function()
+    assert.equal(0, server:stop())
+    h.cleanup()
+  end)
+
+  describe("with curl", function()
+    it("GET, with Date, Server and a correct Content-Length", function()
+      local out = curl("-i " .. base .. "/hello")
+      assert.matches("^HTTP/1%.1 200 OK\r\n", out)
+      assert.matches("\r\nServer: lunet\r\n", out)
+      assert.matches("\r\nDate: %a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT\r\n", out)
+      assert.matches("\r\nContent%-Length: 5\r\n", out)
+      assert.matches("\r\n\r\nhello$", out)
+    end)
+
+    it("HEAD has the GET's length and no body", function()
+      local out = curl("-I " .. base .. "/hello")
+      assert.matches("^HTTP/1%.1 200 OK\r\n", out)
+      assert.matches("Content%-Length: 5\r\n", out)
+      assert.matches("\r\n\r\n$", out)
+    end)
+
+    it("POSTs JSON and a chunked upload", function()
+      assert.equal('{"a":1}', curl("-d '{\"a\":1}' " .. base .. "/echo"))
+      local body = string.rep("z", 700)
+      assert.equal(body, curl("-H 'Transfer-Encoding: chunked' --data-binary '"
+        .. body .. "' " .. base .. "/echo"))
+    end)
+
+    it("reuses one connection for two URLs", function()
+      local out = curl("-v " .. base .. "/hello " .. base .. "/hello")
+      assert.matches("Re%-using existing connection", out)
+      local _, n = out:gsub("< HTTP/1%.1 200 OK", "")
+      assert.equal(2, n)
+    end)
+
+    it("answers 404, and 405 with Allow", function()
+      assert.matches("^HTTP/1%.1 404 Not Found", curl("-i " .. base .. "/nope"))
+      local out = curl("-i -X DELETE " .. base .. "/hello")
+      assert.matches("^HTTP/1%.1 405 Method Not Allowed", out)
+      assert.matches("\r\nAllow: GET, HEAD\r\n", out)
+    end)
+
+    it("decodes the query and looks headers up case-insensitively", function()
+      assert.equal("a=1&b=x y&c=", curl("'" .. base .. "/query?b=x%20y&a=1&c'"))
+      assert.equal("hi|1, 2", curl("-H 'x-test: hi' -H 'X-Multi: 1' -H 'X-Multi: 2' "
+        .. base .. "/headers"))
+    end)
+
+    it("serves JSON, streams chunked, answers later", function()
+      local out = curl("-i " .. base .. "/json")
+      assert.matches("Content%-Type: application/json", out)
+      assert.matches('{"ok":true,"n":3}$', out:gsub('{"n":3,"ok":true}', '{"ok":true,"n":3}'))
+      out = curl("-i " .. base .. "/stream")
+      assert.matches("Transfer%-Encoding: chunked", out)
+      assert.matches("X%-Stream: yes", out)
+      assert.matches("part1,part2$", out)
+      assert.equal("late answer", curl(base .. "/later"))
+      assert.equal("127.0.0.1", curl(base .. "/peer"):match("^[%d.]+"))
+    end)
+  end)
+
+  describe("with raw sockets", function()
+    it("answers 10 pipelined requests in order", function()
+      local c = h.connect(addr)
+      local batch = {}
+      for i = 1, 10 do
+        batch[i] = "GET /query?i=" .. i .. " HTTP/1.1\r\nHost: x\r\n\r\n"
+      end
+      assert(c:send(table.concat(batch)))
+      for i = 1, 10 do
+        local status, _, body = read_response(c)
+        assert.equal(200, status)
+        assert.equal("i=" .. i, body)
+      end
+      c:close()
+    end)
+
+    it("speaks HTTP/1.0: closes unless asked to keep alive", function()
+      local c = h.connect(addr)
+      assert(c:send("GET /hello HTTP/1.0\r\n\r\n"))
+      local status, headers = read_response(c)
+      assert.equal(200, status)
+      assert.equal("close", headers.connection)
+      assert.is_true(closed(c))
+      c = h.connect(addr)
+      assert(c:send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+      status, headers = read_response(c)
+      assert.equal("keep-alive", headers.connection)
+      assert(c:send("GET /hello HTTP/1.0\r\n\r\n"))
+      assert.equal(200, (read_response(c)))
+      c:close()
+    end)
+
+    it("answers Expect: 100-continue before the body", function()
+      local c = h.connect(addr)
+      assert(c:send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        .. "Expect: 100-continue\r\n\r\n"))
+      assert.equal("HTTP/1.1 100 Continue", c:receive("*l"))
+      assert.equal("", c:receive("*l"))
+      assert(c:send("ping"))
+      local status, _, body = read_response(c)
+      assert.equal(200, status)
+      assert.equal("ping", body)
+      c:close()
+    end)
+
+    it("gives a 500 for a handler error and keeps the connection", function()
+      local c = h.connect(addr)
+      assert(c:send("GET /boom HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local status, _, body = read_response(c)
+      assert.equal(500, status)
+      assert.equal("Internal Server Error\n", body)
+      assert(c:send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"))
+      assert.equal(200, (read_response(c)))
+      server:wait_log('msg="handler error" service=web handler=handler')
+      assert.matches("http_cases%.lua:19: handler exploded", server:log())
+      c:close()
+    end)
+
+    it("answers 504 when a handler never answers", function()
+      local c = h.connect(addr, 5)
+      assert(c:send("GET /never HTTP/1.1\r\nHost: x\r\n\r\n"))
+      assert.equal(504, (read_response(c)))
+      assert.is_true(closed(c))
+    end)
+
+    local bad = {
+      { "a malformed request line", "GARBAGE\r\n\r\n", 400 },
+      { "conflicting Content-Length and Transfer-Encoding",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400 },
+      { "two different Content-Lengths",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400 },
+      { "a bad chunk size",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400 },
+      { "an obs-fold header",
+        "GET /hello HTTP/1.1\r\nHost: x\r\nX-Long: a\r\n  b\r\n\r\n", 400 },
+      { "a body over max_body",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n", 413 },
+      { "a chunked body over max_body",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n"
+        .. string.rep("a", 1024) .. "\r\n10\r\n" .. string.rep("b", 16) .. "\r\n0\r\n\r\n", 413 },
+      { "headers over max_header_size",
+        "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " .. string.rep("h", 3000) .. "\r\n\r\n", 431 },
+      { "a URI over max_url",
+        "GET /" .. string.rep("u", 600) .. " HTTP/1.1\r\nHost: x\r\n\r\n", 414 },
+    }
+    for _, case in ipairs(bad) do
+      it("rejects " .. case[1] .. " with " .. case[3] .. " and a close", function()
+        local c = h.connect(addr)
+        assert(c:send(case[2]))
+        local status, headers = read_response(c)
+        assert.equal(case[3], status)
+        assert.equal("close", headers.connection)
+        assert.is_true(closed(c))
+      end)
+    end
+
+    it("parses a request that arrives one byte at a time", function()
+      local c = h.connect(addr)
+      c:setoption("tcp-nodelay", true)
+      local req = "GET /headers HTTP/1.1\r\nHost: x\r\nX-Test: split\r\n\r\n"
+      for i = 1, #req do
+        assert(c:send(req:sub(i, i)))
+        if i % 4 == 0 then h.sleep(0.001) end
+      end
+      local status, _, body = read_response(c)
+      assert.equal(200, status)
+      assert.equal("split|none", body)
+      c:close()
+    end)
+
+    it("rejects obs-fold even when the continuation comes in a later read", function()
+      local c = h.connect(addr)
+      c:setoption("tcp-nodelay", true)
+      assert(c:send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Long: a\r\n"))
+      h.sleep(0.05)
+      assert(c:send(" b\r\n\r\n"))
+      local status = read_response(c)
+      assert.equal(400, status)
+      assert.is_true(closed(c))
+    end)
+
+    it("answers a slowloris with 408 and a close", function()
+      local c = h.connect(addr, 5)
+      local t0 = h.now()
+      assert(c:send("GET /hello HTTP/1.1\r\n"))
+      for _ = 1, 10 do
+        local ok = c:send("X-Slow: y\r\n")
+        if not ok then break end
+        h.sleep(0.3)
+        if h.now() - t0 > 2.6 then break end
+      end
+      local status = read_response(c)
+      assert.equal(408, status)
+      assert.is_true(closed(c))
+      assert.is_true(h.now() - t0 < 3.5)
+    end)
+  end)
+end)
+
+describe("http_hello and http_api examples", function()
+  after_each(h.cleanup)
+
+  it("serve hello, the api routes, JSON and echo", function()
+    local hello = h.start(h.EXAMPLES .. "/http_hello.lua", {
+      listen = { hello = "127.0.0.1:0" }, services = { "hello" } })
+    assert.equal("Hello, World!", curl("http://" .. hello.addr.hello .. "/"))
+    local api = h.start(h.EXAMPLES .. "/http_api.lua", {
+      listen = { api = "127.0.0.1:0" }, services = { "api" } })
+    local base = "http://" .. api.addr.api
+    assert.equal("Hello, ann!", curl(base .. "/api/ann"))
+    assert.matches('"status":"ok"', curl(base .. "/api/status"))
+    assert.equal('{"x":[1,2]}', curl("-d '{\"x\":[1,2]}' " .. base .. "/api/echo"))
+    assert.matches("^HTTP/1%.1 400", curl("-i -d 'nope' " .. base .. "/api/echo"))
+    assert.equal(0, hello:stop())
+    assert.equal(0, api:stop())
+  end)
+end)

@@ -1,0 +1,46 @@
+-- HTTP behaviours for the e2e spec, with small limits.
+local router = require("lunet.router").new()
+
+router:get("/hello", function(req, res) res:send(200, "hello") end)
+router:post("/echo", function(req, res)
+  res:send(200, req.body, { ["Content-Type"] = "application/octet-stream",
+    ["X-Length"] = tostring(#req.body) })
+end)
+router:get("/query", function(req, res)
+  local keys = {}
+  for k, v in pairs(req.query) do keys[#keys + 1] = k .. "=" .. v end
+  table.sort(keys)
+  res:send(200, table.concat(keys, "&"))
+end)
+router:get("/headers", function(req, res)
+  res:send(200, (req.headers["X-Test"] or "none") .. "|" ..
+    (req.headers["x-multi"] or "none"))
+end)
+router:get("/boom", function() error("handler exploded") end)
+router:get("/json", function(req, res) res:json(200, { ok = true, n = 3 }) end)
+router:get("/stream", function(req, res)
+  res:header("X-Stream", "yes")
+  res:write("part1,")
+  lunet.after(20, function()
+    res:write("part2")
+    res:finish()
+  end)
+end)
+router:get("/later", function(req, res)
+  lunet.after(50, function() res:send(200, "late answer") end)
+end)
+router:get("/never", function() end)
+router:get("/peer", function(req, res) res:send(200, req.peer) end)
+
+return {
+  web = {
+    http = "127.0.0.1:0",
+    handler = router,
+    max_header_size = 2048,
+    max_url = 512,
+    max_body = 1024,
+    header_timeout = 1,
+    handler_timeout = 1,
+    keepalive_timeout = 3,
+  },
+}
