@@ -270,3 +270,58 @@ describe("http_hello and http_api examples", function()
     assert.equal(0, api:stop())
   end)
 end)
+
+describe("http connection limits", function()
+  after_each(h.cleanup)
+
+  it("closes after max_requests and after the keep-alive idle timeout", function()
+    local server = h.start(h.SCRIPTS .. "/http_small.lua", { services = { "small" } })
+    local c = h.connect(server.addr.small)
+    for i = 1, 3 do
+      assert(c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local status, headers = read_response(c)
+      assert.equal(200, status)
+      assert.equal(i == 3 and "close" or nil, headers.connection)
+    end
+    assert.is_true(closed(c))
+    local idle = h.connect(server.addr.small, 5)
+    assert(idle:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert.equal(200, (read_response(idle)))
+    local t0 = h.now()
+    assert.is_true(closed(idle))
+    local waited = h.now() - t0
+    assert.is_true(waited >= 0.9 and waited < 3, "closed after " .. waited)
+    assert.equal(0, server:stop())
+  end)
+end)
+
+describe("http reload under load", function()
+  after_each(h.cleanup)
+
+  it("swaps routes 20 times under wrk with zero errors", function()
+    local dir = h.tmpdir()
+    local source = h.read_file(h.EXAMPLES .. "/http_api.lua")
+    h.write_file(dir .. "/api.lua", source)
+    local server = h.start(dir .. "/api.lua", {
+      listen = { api = "127.0.0.1:0" }, services = { "api" } })
+    local url = "http://" .. server.addr.api .. "/api/load"
+    local wrk = assert(io.popen("timeout 20 wrk -t1 -c20 -d4s " .. url .. " 2>&1"))
+    h.sleep(0.5)
+    for i = 1, 20 do
+      -- Each version answers with its own greeting.
+      h.write_file(dir .. "/api.lua", (source:gsub('"Hello, "', '"Hello v' .. i .. ', "')))
+      local code = h.run({ "reload", "--pid", tostring(server.pid) })
+      assert.equal(0, code)
+      h.sleep(0.1)
+    end
+    local out = wrk:read("a")
+    wrk:close()
+    assert.matches("Requests/sec", out)
+    assert.is_nil(out:match("Non%-2xx"), out)
+    assert.is_nil(out:match("Socket errors"), out)
+    local _, reloads = server:log():gsub("msg=reloaded", "")
+    assert.equal(20, reloads)
+    assert.equal("Hello v20, load!", (require("socket.http").request(url)))
+    assert.equal(0, server:stop())
+  end)
+end)
