@@ -19,6 +19,7 @@ struct res_box {
   int chunked;
   int close;            /* Connection: close after this response */
   int has_type;         /* the handler set Content-Type */
+  int sent;             /* complete (h is NULL then, as when the conn goes) */
 };
 
 static const char json_encode_key = 'J';
@@ -134,7 +135,13 @@ void lunet__http_release_response(lua_State *L, struct lunet_http *h) {
 
 void lunet__http_response_done(struct lunet_http *h, int close) {
   struct lunet_conn *c = h->c;
-  lunet__http_release_response(c->svc->rt->L, h);
+  lua_State *L = c->svc->rt->L;
+  if (h->res_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
+    ((struct res_box *)lua_touserdata(L, -1))->sent = 1;
+    lua_pop(L, 1);
+  }
+  lunet__http_release_response(L, h);
   h->requests++;
   if (close || c->state != CONN_OPEN) {
     h->phase = HTTP_DONE;
@@ -188,11 +195,20 @@ void lunet__http_handler_failed(struct lunet_http *h) {
  * Lua methods
  * =================================================================== */
 
+/* Answering twice is a bug and raises; answering a client that went away
+ * (or was timed out) is not: the method returns nil, "closed". */
 static struct res_box *live_res(lua_State *L) {
   struct res_box *r = luaL_checkudata(L, 1, RES_MT);
-  if (r->h == NULL) luaL_error(L, "the response was already sent");
-  return r;
+  if (r->h == NULL && r->sent) luaL_error(L, "the response was already sent");
+  return r->h != NULL ? r : NULL;
 }
+
+#define LIVE_RES_OR_CLOSED(r)         \
+  if ((r) == NULL) {                 \
+    luaL_pushfail(L);                \
+    lua_pushliteral(L, "closed");    \
+    return 2;                        \
+  }
 
 static int is_token(const char *s) {
   if (*s == '\0') return 0;
@@ -282,6 +298,7 @@ static void send_head(lua_State *L, struct res_box *r, int status,
 /* res:send(status, body, headers) */
 static int res_send(lua_State *L) {
   struct res_box *r = live_res(L);
+  LIVE_RES_OR_CLOSED(r);
   int status = check_status(L, 2);
   size_t blen = 0;
   const char *body = luaL_optlstring(L, 3, "", &blen);
@@ -290,12 +307,14 @@ static int res_send(lua_State *L) {
   if (r->started) return luaL_error(L, "headers already sent (streaming)");
   send_head(L, r, status, (long long)blen, body, blen, extra);
   lunet__http_response_done(r->h, r->close);
-  return 0;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* res:json(status, value [, headers]) with lua-cjson. */
 static int res_json(lua_State *L) {
-  live_res(L);
+  struct res_box *r = live_res(L);
+  LIVE_RES_OR_CLOSED(r);
   check_status(L, 2);
   lua_settop(L, 4);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &json_encode_key) != LUA_TFUNCTION)
@@ -316,6 +335,7 @@ static int res_json(lua_State *L) {
 /* res:header(name, value): sent with the head; repeats are kept. */
 static int res_header(lua_State *L) {
   struct res_box *r = live_res(L);
+  LIVE_RES_OR_CLOSED(r);
   const char *name = luaL_checkstring(L, 2);
   luaL_checkstring(L, 3);
   if (r->started) return luaL_error(L, "headers already sent");
@@ -337,6 +357,7 @@ static int res_header(lua_State *L) {
  * res:status was given to the first write as a second argument). */
 static int res_write(lua_State *L) {
   struct res_box *r = live_res(L);
+  LIVE_RES_OR_CLOSED(r);
   size_t n;
   const char *chunk = luaL_checklstring(L, 2, &n);
   if (!r->started) {
@@ -362,6 +383,7 @@ static int res_write(lua_State *L) {
 /* res:finish(): ends a streamed response (or sends an empty 200). */
 static int res_finish(lua_State *L) {
   struct res_box *r = live_res(L);
+  LIVE_RES_OR_CLOSED(r);
   if (!r->started) {
     lua_settop(L, 1);
     lua_pushinteger(L, 200);
@@ -371,7 +393,8 @@ static int res_finish(lua_State *L) {
   if (r->chunked && !r->h->head_only)
     lunet_conn_send(r->h->c, "0\r\n\r\n", 5);
   lunet__http_response_done(r->h, r->close);
-  return 0;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int res_tostring(lua_State *L) {
