@@ -5,7 +5,9 @@
 #include <lauxlib.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "log.h"
+#include "runtime.h"
 
 int lunet_traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
@@ -36,14 +38,20 @@ static void log_call_error(lua_State *L, const struct lunet_call_ctx *ctx) {
 }
 
 int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx) {
+  struct lunet_budget *budget = &lunet_rt(L)->budget;
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, lunet_traceback);
   lua_insert(L, base);
+  lunet_budget_enter(L, budget);
   int status = lua_pcall(L, nargs, 0, base);
+  lunet_budget_leave(L, budget);
   if (status != LUA_OK) {
     log_call_error(L, ctx);
     lua_pop(L, 1);
   }
   lua_remove(L, base);
+  /* What an allocation bomb left behind goes back now, not at the GC's
+   * leisure, so the next event has its memory. */
+  if (status == LUA_ERRMEM && budget->depth == 0) lua_gc(L, LUA_GCCOLLECT);
   return status;
 }

@@ -18,6 +18,10 @@ const char lunet_cli_usage[] =
     "  --log-level LEVEL       debug, info (default), warn or error\n"
     "  --log-format FORMAT     text (logfmt, default) or json\n"
     "  --shutdown-timeout SEC  graceful shutdown limit (default 10)\n"
+    "  --budget MS             time a handler call may run (default 1000,\n"
+    "                          0: unlimited)\n"
+    "  --memory-limit MB       Lua heap limit for scripts (default 1024,\n"
+    "                          0: unlimited)\n"
     "  --watch                 reload when the script or its modules change\n"
     "  --control PATH          control socket for `lunet reload` (default:\n"
     "                          $XDG_RUNTIME_DIR/lunet/PID.sock or\n"
@@ -108,6 +112,19 @@ static int parse_reload_option(struct parser *p, struct lunet_cli *cli,
   return fail(p, "unknown option '%s' for reload", arg);
 }
 
+static int parse_count(struct parser *p, const char *opt, const char *value,
+                       unsigned long max, unsigned *out) {
+  char *end;
+  unsigned long n = strtoul(value, &end, 10);
+  if (*value == '\0' || *value == '-' || *end != '\0' || n > max) {
+    char what[64];
+    snprintf(what, sizeof what, "%s expects 0 to %lu", opt, max);
+    return fail(p, "%s", what);
+  }
+  *out = (unsigned)n;
+  return 0;
+}
+
 static int parse_option(struct parser *p, struct lunet_cli *cli,
                         const char *arg) {
   const char *v;
@@ -134,6 +151,10 @@ static int parse_option(struct parser *p, struct lunet_cli *cli,
   }
   if ((v = option_value(p, arg, "--shutdown-timeout")) != NULL)
     return parse_seconds(p, v, &cli->shutdown_timeout_ms);
+  if ((v = option_value(p, arg, "--budget")) != NULL)
+    return parse_count(p, arg, v, 3600000, &cli->budget_ms);
+  if ((v = option_value(p, arg, "--memory-limit")) != NULL)
+    return parse_count(p, arg, v, 1 << 20, &cli->memory_limit_mb);
   return fail(p, "unknown option '%s'", arg);
 }
 
@@ -188,6 +209,8 @@ int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
   cli->log_level = LUNET_LOG_INFO;
   cli->log_format = LUNET_LOG_TEXT;
   cli->shutdown_timeout_ms = 10000;
+  cli->budget_ms = 1000;
+  cli->memory_limit_mb = 1024;
   if (argc < 2) return fail(&p, "missing command%s", "");
   if (parse_command(&p, cli) < 0) return -1;
   if (cli->command == LUNET_CMD_HELP || cli->command == LUNET_CMD_VERSION)

@@ -28,6 +28,8 @@ struct lunet_cli {
   long pid;            /* reload: the instance's process id */
   int watch;
   unsigned shutdown_timeout_ms;
+  unsigned budget_ms;       /* per handler call; 0: none */
+  unsigned memory_limit_mb; /* Lua heap; 0: none */
   int script_argc; /* arguments after "--", handed to the script */
   char **script_argv;
 };

@@ -11,6 +11,7 @@
 #include "client.h"
 #include "framing.h"
 #include "http.h"
+#include "ipcount.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -220,6 +221,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct lunet_conn *c = s->data;
   if (c->state != CONN_OPEN) return;
+  c->last_read_ms = uv_now(s->loop);
   if (nread > 0)
     conn_on_bytes(c, buf->base, (size_t)nread);
   else if (nread == UV_EOF)
@@ -242,6 +244,7 @@ static void conn_close_cb(uv_handle_t *h) {
   c->self_ref = LUA_NOREF;
   lunet_list_remove(&c->pending);
   lunet_http_detach(c);
+  if (c->ip_counted) lunet_ipcount_release(c->svc->per_ip, &c->peer.sa);
   lunet_service_conn_gone(c->svc);
   free(c->in);
   free(c);
@@ -324,6 +327,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
   struct lunet_conn *c = req->handle->data;
   c->wq_bytes -= w->len;
+  c->write_stalled_ms = uv_now(req->handle->loop); /* it moved */
   free(w);
   if (status < 0 && status != UV_ECANCELED && c->state <= CONN_DRAINING)
     lunet_conn_close(c, uv_err_name(status), 0);
@@ -347,8 +351,7 @@ static int conn_box_new(lua_State *L, struct lunet_conn *c) {
 }
 
 static void conn_log_accept_error(struct lunet_service *svc, int r) {
-  lunet_log(LUNET_LOG_WARN, "accept failed", "service", svc->name, "error",
-            uv_strerror(r), NULL);
+  lunet_service_refused(svc, uv_err_name(r));
 }
 
 static struct lunet_conn *conn_alloc(struct lunet_service *svc) {
@@ -378,6 +381,7 @@ static void conn_start(struct lunet_conn *c) {
   int len = sizeof c->peer;
   uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
   uv_tcp_nodelay(&c->tcp, 1);
+  c->last_read_ms = uv_now(c->tcp.loop);
   c->state = CONN_OPEN;
   if (c->framing == LUNET_FRAMING_HTTP && lunet_http_attach(c) < 0)
     return lunet_conn_close(c, "ENOMEM", 0);
@@ -385,16 +389,74 @@ static void conn_start(struct lunet_conn *c) {
   conn_dispatch(c, LUNET_ON_CONNECT, 0);
 }
 
+/* Over a limit the new conn is closed at once (HTTP clients are told 503
+ * first); existing conns are untouched. One log record a second says how
+ * many were refused. */
+static void conn_refuse(struct lunet_conn *c, const char *why) {
+  static const char busy[] =
+      "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+      "Content-Type: text/plain\r\nContent-Length: 20\r\n"
+      "Connection: close\r\n\r\nService Unavailable\n";
+  if (c->svc->kind == LUNET_KIND_HTTP) {
+    uv_buf_t buf = uv_buf_init((char *)busy, sizeof busy - 1);
+    uv_try_write((uv_stream_t *)&c->tcp, &buf, 1); /* best effort */
+  }
+  lunet_service_refused(c->svc, why);
+  uv_close((uv_handle_t *)&c->tcp, free_handle_cb);
+}
+
+/* 0 if the conn may stay, else the limit it is over. */
+static const char *conn_over_limit(struct lunet_conn *c) {
+  struct lunet_service *svc = c->svc;
+  int len = sizeof c->peer;
+  if (svc->opt.max_connections && svc->nconns >= svc->opt.max_connections)
+    return "max_connections";
+  if (svc->opt.max_connections_per_ip == 0) return NULL;
+  uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
+  if (svc->per_ip == NULL && (svc->per_ip = lunet_ipcount_new()) == NULL)
+    return "ENOMEM";
+  int r = lunet_ipcount_take(svc->per_ip, &c->peer.sa,
+                             svc->opt.max_connections_per_ip);
+  if (r <= 0) return r == 0 ? "max_connections_per_ip" : "ENOMEM";
+  c->ip_counted = 1;
+  return NULL;
+}
+
 void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server) {
   struct lunet_conn *c = conn_alloc(svc);
+  const char *over;
   int r;
   if (c == NULL) return conn_log_accept_error(svc, UV_ENOMEM);
   if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
     uv_close((uv_handle_t *)&c->tcp, free_handle_cb);
     return conn_log_accept_error(svc, r);
   }
+  if ((over = conn_over_limit(c)) != NULL) return conn_refuse(c, over);
   conn_register(c, CONN_OPEN);
   conn_start(c);
+}
+
+/* idle_timeout: no input for that long (graceful: what is queued goes).
+ * write_timeout: output queued and not moving (the peer stopped reading):
+ * dropped. */
+static void conn_check_timeouts(struct lunet_conn *c, uint64_t now) {
+  const struct lunet_service_options *o = &c->svc->opt;
+  if (c->state != CONN_OPEN) return;
+  if (o->write_timeout_ms && c->wq_bytes > 0 &&
+      now - c->write_stalled_ms >= o->write_timeout_ms)
+    return lunet_conn_close(c, "write_timeout", 0);
+  if (o->idle_timeout_ms && c->framing != LUNET_FRAMING_HTTP &&
+      now - c->last_read_ms >= o->idle_timeout_ms)
+    lunet_conn_close(c, "idle_timeout", 1);
+}
+
+void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now) {
+  struct lunet_list *q, *next;
+  if (!svc->opt.write_timeout_ms && !svc->opt.idle_timeout_ms) return;
+  for (q = svc->conns.next; q != &svc->conns; q = next) {
+    next = q->next;
+    conn_check_timeouts(lunet_container_of(q, struct lunet_conn, node), now);
+  }
 }
 
 struct lunet_conn *lunet_conn_new_client(struct lunet_service *svc) {
@@ -455,6 +517,7 @@ static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
     free(w);
     return r;
   }
+  if (c->wq_bytes == 0) c->write_stalled_ms = uv_now(c->tcp.loop);
   c->wq_bytes += n;
   return 0;
 }

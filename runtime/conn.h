@@ -41,6 +41,9 @@ struct lunet_conn {
   unsigned char paused_by_queue;
   unsigned char held;            /* a protocol layer handles a message */
   unsigned char paused_by_hold;  /* input arrived while held */
+  unsigned char ip_counted;      /* holds a max_connections_per_ip slot */
+  uint64_t last_read_ms;         /* idle_timeout */
+  uint64_t write_stalled_ms;     /* output queued and not moving since */
   unsigned char framing; /* fixed at connect: a reload applies to new conns */
   size_t max_message;
   struct lunet_connect_req *connect_req; /* while CONN_CONNECTING */
@@ -76,6 +79,9 @@ void lunet_conn_pending_cb(uv_idle_t *idle);
  * runs later, from close_cb, with reason. Idempotent. */
 void lunet_conn_close(struct lunet_conn *c, const char *reason,
                       int graceful);
+
+/* Enforces idle_timeout and write_timeout on svc's conns (once a second). */
+void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now);
 
 /* Force-closes draining conns past their deadline (all of them if force). */
 void lunet_conn_sweep(struct lunet_runtime *rt, int force);

@@ -359,6 +359,10 @@ int lunet_http_attach(struct lunet_conn *c) {
   return 0;
 }
 
+int lunet_http_in_flight(const struct lunet_conn *c) {
+  return c->http != NULL && c->http->phase == HTTP_HANDLING;
+}
+
 void lunet_http_detach(struct lunet_conn *c) {
   struct lunet_http *h = c->http;
   if (h == NULL) return;

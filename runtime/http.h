@@ -28,6 +28,10 @@ void lunet_http_detach(struct lunet_conn *c);
  * deadlines on the service's conns; called once a second. */
 void lunet_http_sweep(struct lunet_service *svc, uint64_t now);
 
+/* Shutdown: 1 when a request is being answered, so the conn closes once
+ * its response is complete instead of now. */
+int lunet_http_in_flight(const struct lunet_conn *c);
+
 /* Registers the "lunet.http.response" metatable. */
 void lunet_http_open(lua_State *L);
 

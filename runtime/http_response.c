@@ -143,7 +143,7 @@ void lunet__http_response_done(struct lunet_http *h, int close) {
   }
   lunet__http_release_response(L, h);
   h->requests++;
-  if (close || c->state != CONN_OPEN) {
+  if (close || c->state != CONN_OPEN || c->svc->rt->shutting_down) {
     h->phase = HTTP_DONE;
     lunet_conn_close(c, "closed", 1);
     return;
@@ -281,7 +281,7 @@ static void send_head(lua_State *L, struct res_box *r, int status,
   luaL_buffinit(L, &b);
   add_status_line(&b, status);
   add_user_headers(L, &b, r, list, extra);
-  if (length == -2) r->close = 1;
+  if (length == -2 || h->c->svc->rt->shutting_down) r->close = 1;
   if (!r->has_type && length != 0 && body_allowed(status))
     luaL_addstring(&b, "Content-Type: text/plain; charset=utf-8\r\n");
   add_framing(&b, h, status, length, r->close);

@@ -38,10 +38,15 @@ static void signal_cb(uv_signal_t *h, int signum) {
 /* Unref'd: a signal handler alone must not keep a finished client alive. */
 static void signal_start(uv_signal_t *h, struct lunet_runtime *rt,
                          int signum) {
-  uv_signal_init(&rt->loop, h);
-  h->data = rt;
-  uv_signal_start(h, signal_cb, signum);
-  uv_unref((uv_handle_t *)h);
+  int r;
+  if ((r = uv_signal_init(&rt->loop, h)) == 0 &&
+      (r = uv_signal_start(h, signal_cb, signum)) == 0) {
+    h->data = rt;
+    uv_unref((uv_handle_t *)h);
+    return;
+  }
+  lunet_log(LUNET_LOG_ERROR, "cannot watch a signal", "signal",
+            strsignal(signum), "error", uv_strerror(r), NULL);
 }
 
 static void signals_start(struct signals *s, struct lunet_runtime *rt) {

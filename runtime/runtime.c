@@ -1,6 +1,9 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,12 +87,21 @@ static void install_lunet_module(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* Only reached by a bug (an unprotected call that raised): say where. */
+static int runtime_panic(lua_State *L) {
+  lunet_log(LUNET_LOG_ERROR, "lua panic", "error", lua_tostring(L, -1), NULL);
+  return 0; /* Lua aborts */
+}
+
 static int runtime_open_lua(struct lunet_runtime *rt, char *err,
                             size_t errcap) {
   char lualib[PATH_MAX];
   int have_lualib = find_lualib(lualib, sizeof lualib) == 0;
-  rt->L = luaL_newstate();
+  rt->budget.time_ns = (uint64_t)rt->cli->budget_ms * 1000000;
+  rt->budget.mem_limit = (size_t)rt->cli->memory_limit_mb << 20;
+  rt->L = lua_newstate(lunet_budget_alloc, &rt->budget);
   if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
+  lua_atpanic(rt->L, runtime_panic);
   *(struct lunet_runtime **)lua_getextraspace(rt->L) = rt;
   luaL_openlibs(rt->L);
   if (have_lualib) set_package_path(rt->L, lualib);
@@ -104,15 +116,41 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
 
 /* }================================================================== */
 
+/* libuv survives EMFILE by itself (a reserve descriptor accepts and drops
+ * what it cannot keep, so the loop does not spin), but silently: probe for
+ * headroom once a second and say when the process runs out and when it
+ * has descriptors again. */
+static void check_descriptors(struct lunet_runtime *rt) {
+  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+  if (fd >= 0) {
+    close(fd);
+    if (rt->fd_exhausted)
+      lunet_log(LUNET_LOG_INFO, "file descriptors available again", NULL);
+    rt->fd_exhausted = 0;
+    return;
+  }
+  if ((errno != EMFILE && errno != ENFILE) || rt->fd_exhausted) return;
+  rt->fd_exhausted = 1;
+  struct rlimit rl;
+  char limit[24] = "?";
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    snprintf(limit, sizeof limit, "%llu", (unsigned long long)rl.rlim_cur);
+  lunet_log(LUNET_LOG_WARN, "out of file descriptors, new connections are "
+            "dropped until some close", "limit", limit, "error",
+            strerror(errno), NULL);
+}
+
 static void sweep_cb(uv_timer_t *h) {
   struct lunet_runtime *rt = lunet_container_of(h->loop, struct lunet_runtime,
                                                 loop);
   struct lunet_list *q, *next;
+  check_descriptors(rt);
   lunet_conn_sweep(rt, 0);
   for (q = rt->services.next; q != &rt->services; q = next) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
     next = q->next;
+    lunet_conn_timeouts(svc, uv_now(h->loop));
     if (svc->kind == LUNET_KIND_HTTP) lunet_http_sweep(svc, uv_now(h->loop));
   }
 }
@@ -147,7 +185,12 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
     free(rt);
     return NULL;
   }
-  uv_loop_init(&rt->loop);
+  int r = uv_loop_init(&rt->loop);
+  if (r < 0) {
+    snprintf(err, errcap, "cannot create the event loop: %s", uv_strerror(r));
+    free(rt);
+    return NULL;
+  }
   uv_timer_init(&rt->loop, &rt->sweep_timer);
   uv_timer_start(&rt->sweep_timer, sweep_cb, SWEEP_INTERVAL_MS,
                  SWEEP_INTERVAL_MS);
@@ -232,9 +275,11 @@ static void close_conns_of(struct lunet_list *services, int graceful) {
     snext = s->next;
     lunet_service_unlisten(svc);
     for (q = svc->conns.next; q != &svc->conns; q = next) {
+      struct lunet_conn *c = lunet_container_of(q, struct lunet_conn, node);
       next = q->next;
-      lunet_conn_close(lunet_container_of(q, struct lunet_conn, node),
-                       "shutdown", graceful);
+      /* A request being answered finishes first; its response closes. */
+      if (graceful && lunet_http_in_flight(c)) continue;
+      lunet_conn_close(c, "shutdown", graceful);
     }
   }
 }
@@ -281,7 +326,7 @@ void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why) {
   lunet_control_stop(rt);
   lunet_watch_stop(rt);
   close_all_conns(rt, 1);
-  lunet_timer_stop_all(rt);
+  lunet_timer_stop_for_shutdown(rt);
   uv_timer_start(&rt->shutdown_timer, shutdown_timeout_cb,
                  rt->cli->shutdown_timeout_ms, 0);
   uv_unref((uv_handle_t *)&rt->shutdown_timer);

@@ -8,6 +8,7 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "list.h"
 
@@ -16,6 +17,7 @@
 struct lunet_runtime {
   uv_loop_t loop;
   lua_State *L;
+  struct lunet_budget budget; /* time and memory limits of script code */
   const struct lunet_cli *cli;
   char script_path[PATH_MAX];
   char script_dir[PATH_MAX];
@@ -34,6 +36,7 @@ struct lunet_runtime {
   unsigned loading_version;   /* version being loaded, 0 outside a load */
   int shutting_down;
   int tearing_down; /* lunet_runtime_free runs: nothing new may start */
+  int fd_exhausted; /* the last probe found no free descriptor */
   int exit_code;
   struct lunet_control *control; /* NULL when not listening */
   struct lunet_watch *watch;     /* NULL without --watch */

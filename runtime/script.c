@@ -75,7 +75,9 @@ static int run_chunk(struct lunet_runtime *rt, char *err, size_t errcap) {
   lua_insert(L, -2);
   int nargs = push_script_args(L, rt->cli);
   rt->loading_version = rt->version + 1;
+  lunet_budget_enter(L, &rt->budget); /* a script that loops never loads */
   status = lua_pcall(L, nargs, 1, -nargs - 2);
+  lunet_budget_leave(L, &rt->budget);
   rt->loading_version = 0;
   lua_remove(L, -2); /* the message handler */
   if (status != LUA_OK) {
@@ -128,6 +130,14 @@ static int check_limit(struct check *k, const char *key, size_t *out) {
   if (!lua_isinteger(k->L, -1) || v < 1 || v > ((lua_Integer)1 << 31))
     return check_fail(k, "'%s' must be an integer from 1 to 2^31", key);
   *out = (size_t)v;
+  return 0;
+}
+
+static int check_count(struct check *k, const char *key, unsigned *out) {
+  lua_Integer v = lua_tointeger(k->L, -1);
+  if (!lua_isinteger(k->L, -1) || v < 1 || v > (1 << 30))
+    return check_fail(k, "'%s' must be an integer from 1 to 2^30", key);
+  *out = (unsigned)v;
   return 0;
 }
 
@@ -304,6 +314,14 @@ static int check_field(struct check *k, struct lunet_service *svc,
   if (strcmp(key, "framing") == 0) return check_framing(k, svc);
   if (strcmp(key, "max_line") == 0 || strcmp(key, "max_message") == 0)
     return check_limit(k, key, &svc->opt.max_message);
+  if (strcmp(key, "max_connections") == 0 && !k->client)
+    return check_count(k, key, &svc->opt.max_connections);
+  if (strcmp(key, "max_connections_per_ip") == 0 && !k->client)
+    return check_count(k, key, &svc->opt.max_connections_per_ip);
+  if (strcmp(key, "idle_timeout") == 0)
+    return check_seconds(k, key, &svc->opt.idle_timeout_ms);
+  if (strcmp(key, "write_timeout") == 0)
+    return check_seconds(k, key, &svc->opt.write_timeout_ms);
   if (strcmp(key, "connect_timeout") == 0 && k->client)
     return check_seconds(k, key, &svc->opt.connect_timeout_ms);
   return check_fail(k, "unknown field '%s'", key);

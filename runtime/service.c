@@ -1,11 +1,15 @@
 #include "service.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 
 #include "framing.h"
 #include "runtime.h"
+#include "ipcount.h"
+#include "log.h"
 #include "ratelimit.h"
 #include "tcp.h"
 #include "udp.h"
@@ -33,6 +37,7 @@ static const struct lunet_service_options default_options = {
     .keepalive_timeout_ms = 15000,
     .handler_timeout_ms = 30000,
     .max_requests = 10000,
+    .write_timeout_ms = 60000,
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
@@ -59,6 +64,7 @@ void lunet_service_free(struct lunet_service *svc) {
   lunet_service_set_handlers(svc->rt->L, svc, none);
   lunet_list_remove(&svc->node);
   lunet_ratelimit_free(svc->ratelimit);
+  lunet_ipcount_free(svc->per_ip);
   free(svc->name);
   free(svc);
 }
@@ -131,4 +137,17 @@ void lunet_service_retire(struct lunet_service *svc) {
 void lunet_service_conn_gone(struct lunet_service *svc) {
   if (--svc->nconns == 0 && (svc->retired || svc->client))
     lunet_service_free(svc);
+}
+
+void lunet_service_refused(struct lunet_service *svc, const char *why) {
+  uint64_t now = uv_now(&svc->rt->loop);
+  char n[24];
+  svc->refusals++;
+  if (now - svc->refusal_logged_ms < 1000 && svc->refusal_logged_ms != 0)
+    return;
+  snprintf(n, sizeof n, "%" PRIu64, svc->refusals);
+  lunet_log(LUNET_LOG_WARN, "connections refused", "service", svc->name,
+            "reason", why, "refused", n, NULL);
+  svc->refusals = 0;
+  svc->refusal_logged_ms = now;
 }

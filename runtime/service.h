@@ -48,6 +48,11 @@ struct lunet_service_options {
   unsigned keepalive_timeout_ms; /* idle keep-alive conns close after */
   unsigned handler_timeout_ms;   /* unanswered requests get 504 after */
   unsigned max_requests;         /* per connection, then Connection: close */
+  /* tcp and http */
+  unsigned max_connections;      /* open conns; 0: no limit */
+  unsigned max_connections_per_ip;
+  unsigned idle_timeout_ms;      /* tcp: close after no input; 0: never */
+  unsigned write_timeout_ms;     /* queued output that does not move */
 };
 
 struct lunet_service {
@@ -64,6 +69,9 @@ struct lunet_service {
   struct lunet_udp *udp; /* a udp service's socket while bound */
   struct lunet_ratelimit *ratelimit; /* udp, with rate set */
   uint64_t ratelimit_logged_ms;
+  struct lunet_ipcount *per_ip; /* with max_connections_per_ip */
+  uint64_t refusals;            /* since the last refusal log record */
+  uint64_t refusal_logged_ms;
   struct lunet_list conns; /* open conns, struct lunet_conn.node */
   size_t nconns;           /* open and draining conns */
   unsigned version;        /* last script version that declared it */
@@ -87,6 +95,10 @@ void lunet_service_unlisten(struct lunet_service *svc);
 /* Takes svc's bound socket over into `into` (a reload moving an address). */
 void lunet_service_take_socket(struct lunet_service *into,
                                struct lunet_service *svc);
+
+/* Counts a connection refused (a limit) or not accepted (EMFILE...) and
+ * logs at most one record a second with the count and the last reason. */
+void lunet_service_refused(struct lunet_service *svc, const char *why);
 
 /* Stops accepting; the service is freed once its last conn is gone. */
 void lunet_service_retire(struct lunet_service *svc);

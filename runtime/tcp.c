@@ -11,11 +11,9 @@
 
 static void tcp_connection_cb(uv_stream_t *server, int status) {
   struct lunet_service *svc = server->data;
-  if (status < 0) {
-    lunet_log(LUNET_LOG_WARN, "accept failed", "service", svc->name, "error",
-              uv_strerror(status), NULL);
-    return;
-  }
+  /* EMFILE and friends: libuv's reserve descriptor accepts and drops the
+   * pending connection, so the loop does not spin; we count and log. */
+  if (status < 0) return lunet_service_refused(svc, uv_err_name(status));
   lunet_conn_accept(svc, server);
 }
 

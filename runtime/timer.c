@@ -90,21 +90,37 @@ static int timer_start(lua_State *L, int periodic) {
 int lunet_timer_after(lua_State *L) { return timer_start(L, 0); }
 int lunet_timer_every(lua_State *L) { return timer_start(L, 1); }
 
-static void stop_where(struct lunet_runtime *rt, int all, unsigned keep) {
+enum stop_rule { STOP_ALL, STOP_OTHER_VERSIONS, STOP_FOR_SHUTDOWN };
+
+static int should_stop(struct lunet_timer *t, enum stop_rule rule,
+                       unsigned keep) {
+  if (rule == STOP_ALL) return 1;
+  if (rule == STOP_FOR_SHUTDOWN)
+    return t->version != 0 || uv_timer_get_repeat(&t->handle) != 0;
+  return t->version != 0 && t->version != keep;
+}
+
+static void stop_where(struct lunet_runtime *rt, enum stop_rule rule,
+                       unsigned keep) {
   struct lunet_list *q, *next;
   for (q = rt->timers.next; q != &rt->timers; q = next) {
     struct lunet_timer *t = lunet_container_of(q, struct lunet_timer, node);
     next = q->next;
-    if (all || (t->version != 0 && t->version != keep))
-      timer_close(rt->L, t);
+    if (should_stop(t, rule, keep)) timer_close(rt->L, t);
   }
 }
 
 void lunet_timer_stop_others(struct lunet_runtime *rt, unsigned keep) {
-  stop_where(rt, 0, keep);
+  stop_where(rt, STOP_OTHER_VERSIONS, keep);
 }
 
-void lunet_timer_stop_all(struct lunet_runtime *rt) { stop_where(rt, 1, 0); }
+void lunet_timer_stop_all(struct lunet_runtime *rt) {
+  stop_where(rt, STOP_ALL, 0);
+}
+
+void lunet_timer_stop_for_shutdown(struct lunet_runtime *rt) {
+  stop_where(rt, STOP_FOR_SHUTDOWN, 0);
+}
 
 static struct timer_box *timer_box(lua_State *L) {
   return luaL_checkudata(L, 1, TIMER_MT);

@@ -20,7 +20,12 @@ int lunet_timer_every(lua_State *L);
  * timers made by handlers run on. */
 void lunet_timer_stop_others(struct lunet_runtime *rt, unsigned keep);
 
-/* Stops every timer (shutdown). */
+/* Stops every timer (teardown, shutdown timeout). */
 void lunet_timer_stop_all(struct lunet_runtime *rt);
+
+/* Graceful shutdown: stops periodic timers and those made at load; the
+ * one-shot timers of handlers run on (a response may be waiting on one),
+ * bounded by the shutdown timeout. */
+void lunet_timer_stop_for_shutdown(struct lunet_runtime *rt);
 
 #endif

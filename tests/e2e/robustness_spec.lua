@@ -1,0 +1,142 @@
+-- Attacks that must be survived: floods past connection limits, idle and
+-- never-reading clients, SIGTERM with requests in flight, fd exhaustion.
+local h = require("helper")
+local socket = require("socket")
+
+local function connect_from(addr, src)
+  local host, port = h.split_addr(addr)
+  local c = socket.tcp()
+  c:settimeout(2)
+  assert(c:bind(src, 0))
+  assert(c:connect(host, port))
+  return c
+end
+
+local function is_closed(c)
+  c:settimeout(2)
+  local data, err = c:receive(1)
+  return data == nil and err == "closed"
+end
+
+local function echoes(c, text)
+  assert(c:send(text))
+  return c:receive(#text) == text
+end
+
+describe("robustness", function()
+  local server
+  setup(function()
+    server = h.start(h.SCRIPTS .. "/limits.lua", {
+      services = { "capped", "web", "slowweb", "idle", "firehose" } })
+  end)
+  teardown(function()
+    server:stop()
+    h.cleanup()
+  end)
+
+  it("refuses connections past max_connections_per_ip and max_connections", function()
+    local mine = {}
+    for i = 1, 3 do mine[i] = connect_from(server.addr.capped, "127.0.0.1") end
+    for i = 1, 3 do assert.is_true(echoes(mine[i], "m" .. i)) end
+    local fourth = connect_from(server.addr.capped, "127.0.0.1")
+    assert.is_true(is_closed(fourth)) -- per-IP limit
+    local other = {}
+    for i = 1, 2 do
+      other[i] = connect_from(server.addr.capped, "127.0.0.2")
+      assert.is_true(echoes(other[i], "o" .. i))
+    end
+    local sixth = connect_from(server.addr.capped, "127.0.0.3")
+    assert.is_true(is_closed(sixth)) -- service limit
+    server:wait_log('msg="connections refused" service=capped reason=max_connections_per_ip')
+    -- The admitted ones are untouched; a slot frees when one leaves.
+    for i = 1, 3 do assert.is_true(echoes(mine[i], "again")) end
+    mine[1]:close()
+    h.sleep(0.1)
+    local again = connect_from(server.addr.capped, "127.0.0.1")
+    assert.is_true(echoes(again, "back"))
+    for _, c in ipairs({ again, mine[2], mine[3], other[1], other[2] }) do c:close() end
+  end)
+
+  it("answers HTTP connections over the limit with 503 and Retry-After", function()
+    local a, b = h.connect(server.addr.web), h.connect(server.addr.web)
+    local c = h.connect(server.addr.web)
+    assert.equal("HTTP/1.1 503 Service Unavailable", c:receive("*l"))
+    assert.equal("Retry-After: 1", c:receive("*l"))
+    a:close(); b:close(); c:close()
+  end)
+
+  it("cuts an idle connection at idle_timeout", function()
+    local c = h.connect(server.addr.idle, 5)
+    assert.is_true(echoes(c, "hi"))
+    local t0 = h.now()
+    assert.is_true(is_closed(c))
+    local waited = h.now() - t0
+    assert.is_true(waited >= 0.4 and waited < 2.5, "closed after " .. waited)
+  end)
+
+  it("drops a client that never reads at write_timeout", function()
+    local c = h.connect(server.addr.firehose, 5)
+    server:wait_log("msg=\"firehose closed\" reason=write_timeout", 6)
+    c:close()
+  end)
+end)
+
+describe("SIGTERM with requests in flight", function()
+  after_each(h.cleanup)
+
+  it("lets 50 slow responses complete, then exits 0", function()
+    local server = h.start(h.SCRIPTS .. "/limits.lua", {
+      services = { "slowweb" } })
+    local clients = {}
+    for i = 1, 50 do
+      clients[i] = h.connect(server.addr.slowweb, 5)
+      assert(clients[i]:send("GET /" .. i .. " HTTP/1.1\r\nHost: x\r\n\r\n"))
+    end
+    h.sleep(0.1)
+    server:signal("TERM")
+    local done = 0
+    for _, c in ipairs(clients) do
+      assert.equal("HTTP/1.1 200 OK", c:receive("*l"))
+      local body
+      repeat local l = c:receive("*l") until l == ""
+      body = c:receive(8)
+      if body == "finished" then done = done + 1 end
+      c:close()
+    end
+    assert.equal(50, done)
+    assert.equal(0, server:wait(10))
+  end)
+end)
+
+describe("running out of file descriptors", function()
+  after_each(h.cleanup)
+
+  it("logs, keeps serving its clients, and accepts again later", function()
+    -- Without what the test process would let it inherit, 40 descriptors.
+    local p = h.spawn({ "-c", "for fd in $(ls /proc/$$/fd); do "
+      .. "[ $fd -gt 2 ] && eval \"exec $fd>&-\"; done; "
+      .. "ulimit -n 40 && exec " .. h.quote(h.LUNET)
+      .. " run " .. h.quote(h.EXAMPLES .. "/echo.lua") .. " --listen echo=127.0.0.1:0" },
+      { bin = "/bin/bash" })
+    local addr = p:wait_listening("echo")
+    local conns = {}
+    for i = 1, 60 do
+      local c = socket.tcp()
+      c:settimeout(2)
+      local host, port = h.split_addr(addr)
+      if c:connect(host, port) then conns[#conns + 1] = c end
+    end
+    p:wait_log('msg="out of file descriptors', 5)
+    -- The first ones got in and still echo.
+    assert.is_true(echoes(conns[1], "alive"))
+    -- Free descriptors; new connections are accepted again.
+    for i = 10, #conns do conns[i]:close() end
+    h.sleep(0.2)
+    local fresh = h.connect(addr)
+    assert.is_true(echoes(fresh, "fresh"))
+    p:wait_log('msg="file descriptors available again"', 5)
+    fresh:close()
+    for i = 1, 9 do conns[i]:close() end
+    assert.equal(0, p:stop())
+  end)
+end)
