@@ -459,6 +459,18 @@ void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now) {
   }
 }
 
+struct lunet_conn *lunet__conn_adopt(struct lunet_service *svc, int fd) {
+  struct lunet_conn *c = conn_alloc(svc);
+  if (c == NULL) return NULL;
+  if (uv_tcp_open(&c->tcp, fd) < 0) {
+    uv_close((uv_handle_t *)&c->tcp, free_handle_cb);
+    return NULL;
+  }
+  conn_register(c, CONN_OPEN);
+  conn_start(c);
+  return c;
+}
+
 struct lunet_conn *lunet_conn_new_client(struct lunet_service *svc) {
   struct lunet_conn *c = conn_alloc(svc);
   if (c != NULL) conn_register(c, CONN_CONNECTING);

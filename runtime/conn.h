@@ -64,6 +64,10 @@ void lunet_conn_open(lua_State *L);
 /* Accepts one pending connection of svc and runs on_connect. */
 void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server);
 
+/* Makes an open conn of svc from a connected stream socket (fuzzing and
+ * tests drive a service through a socketpair). NULL on failure. */
+struct lunet_conn *lunet__conn_adopt(struct lunet_service *svc, int fd);
+
 /* A client conn in CONN_CONNECTING, its box pinned; NULL on ENOMEM. */
 struct lunet_conn *lunet_conn_new_client(struct lunet_service *svc);
 
