@@ -67,10 +67,19 @@ static int conn_dispatch(struct lunet_conn *c, enum lunet_handler h,
   return status;
 }
 
+/* rate_limit on a stream: a peer over its budget of events is cut off
+ * (there is no dropping part of a byte stream). */
+static int conn_rate_ok(struct lunet_conn *c) {
+  if (lunet_service_rate_ok(c->svc, &c->peer.sa)) return 1;
+  lunet_conn_close(c, "rate_limited", 0);
+  return 0;
+}
+
 static void conn_dispatch_data(struct lunet_conn *c, const char *p,
                                size_t n) {
   lua_State *L = c->svc->rt->L;
   if (c->svc->handler_ref[LUNET_ON_DATA] == LUA_NOREF) return;
+  if (!conn_rate_ok(c)) return;
   lua_pushlstring(L, p, n);
   conn_dispatch(c, LUNET_ON_DATA, 1);
 }
@@ -118,6 +127,7 @@ static size_t conn_deliver(struct lunet_conn *c, const char *buf,
       break;
     }
     off += used;
+    if (!conn_rate_ok(c)) break;
     lua_pushlstring(L, msg, msglen);
     conn_dispatch(c, LUNET_ON_MESSAGE, 1);
   }

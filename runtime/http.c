@@ -302,6 +302,12 @@ static void http_dispatch(struct lunet_http *h) {
   lua_State *L = c->svc->rt->L;
   h->deadline = now_ms(h) + opts(h)->handler_timeout_ms;
   lunet_conn_hold(c, 1); /* no more input until this is answered */
+  if (!lunet_service_rate_ok(c->svc, &c->peer.sa)) {
+    free_request(h);
+    lunet__http_push_response(L, h);
+    lua_pop(L, 1);
+    return lunet__http_reply_simple(h, 429);
+  }
   if (!lunet_service_push_handler(L, c->svc, LUNET_ON_REQUEST)) {
     free_request(h);
     return lunet__http_reply_error(h, 500);

@@ -54,6 +54,10 @@ void lunet__http_response_done(struct lunet_http *h, int close);
  * stack, referenced from h->res_ref. */
 void lunet__http_push_response(lua_State *L, struct lunet_http *h);
 
+/* Answers the request in flight with a plain status (429, 500) and goes
+ * on with the connection as the response allows. */
+void lunet__http_reply_simple(struct lunet_http *h, int status);
+
 /* A handler failed: 500 if nothing was sent yet, else close. */
 void lunet__http_handler_failed(struct lunet_http *h);
 

@@ -176,19 +176,31 @@ void lunet__http_handler_failed(struct lunet_http *h) {
     lunet_conn_close(h->c, "handler_error", 0);
     return;
   }
+  lunet__http_reply_simple(h, 500);
+}
+
+void lunet__http_reply_simple(struct lunet_http *h, int status) {
+  lua_State *L = h->c->svc->rt->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
+  struct res_box *r = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  int close = r->close || h->c->svc->rt->shutting_down;
+  const char *reason = lunet__http_reason(status);
   luaL_Buffer b;
-  static const char body[] = "Internal Server Error\n";
   luaL_buffinit(L, &b);
-  add_status_line(&b, 500);
+  add_status_line(&b, status);
   luaL_addstring(&b, "Content-Type: text/plain\r\n");
-  add_framing(&b, h, 500, sizeof body - 1, r->close);
-  if (!h->head_only) luaL_addstring(&b, body);
+  add_framing(&b, h, status, (long long)strlen(reason) + 1, close);
+  if (!h->head_only) {
+    luaL_addstring(&b, reason);
+    luaL_addchar(&b, '\n');
+  }
   luaL_pushresult(&b);
   size_t n;
   const char *s = lua_tolstring(L, -1, &n);
   lunet_conn_send(h->c, s, n);
   lua_pop(L, 1);
-  lunet__http_response_done(h, r->close);
+  lunet__http_response_done(h, close);
 }
 
 /* {==================================================================

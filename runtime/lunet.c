@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "http.h"
 #include "pubsub.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -89,12 +90,14 @@ int lunet_open(lua_State *L) {
                                    {"subscribe", lunet_pubsub_subscribe},
                                    {"exit", lunet_exit},
                                    {"udp", lunet_udp_client},
+                                   {"ratelimit", lunet_ratelimit_new_lua},
                                    {NULL, NULL}};
   lunet_conn_open(L);
   lunet_timer_open(L);
   lunet_pubsub_open(L);
   lunet_udp_open(L);
   lunet_http_open(L);
+  lunet_ratelimit_open(L);
   luaL_newlib(L, funcs);
   lunet_log_open(L);
   lua_setfield(L, -2, "log");

@@ -5,7 +5,9 @@
 #define LUNET_RATELIMIT_H
 
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <lua.h>
 
 struct lunet_ratelimit;
 
@@ -17,6 +19,15 @@ void lunet_ratelimit_free(struct lunet_ratelimit *rl);
  * cannot dodge its limit by changing ports). 1 allowed, 0 over limit. */
 int lunet_ratelimit_take(struct lunet_ratelimit *rl, const struct sockaddr *sa,
                          uint64_t now_ms);
+
+/* The same for any key (a user id, a peer string...). */
+int lunet_ratelimit_take_key(struct lunet_ratelimit *rl, const void *key,
+                             size_t len, uint64_t now_ms);
+
+/* Registers "lunet.ratelimit" and returns lunet.ratelimit{rate=, burst=}:
+ * a limiter for scripts, rl:take(key) -> true or false. */
+int lunet_ratelimit_new_lua(lua_State *L);
+void lunet_ratelimit_open(lua_State *L);
 
 /* Refusals since the last call (for a rate-limited log line). */
 uint64_t lunet_ratelimit_refused(struct lunet_ratelimit *rl);

@@ -350,10 +350,9 @@ static int check_udp_handlers(struct check *k, struct lunet_service *svc) {
 static int check_tcp_options(struct check *k, struct lunet_service *svc) {
   const struct lunet_service_options *o = &svc->opt;
   if (o->broadcast >= 0 || o->ttl >= 0 || o->multicast_ttl >= 0 ||
-      o->multicast_loop >= 0 || o->recv_buffer >= 0 || o->send_buffer >= 0 ||
-      o->rate > 0)
-    return check_fail(k, "broadcast, ttl, multicast, buffer and rate_limit "
-                         "options are for udp services%s", "");
+      o->multicast_loop >= 0 || o->recv_buffer >= 0 || o->send_buffer >= 0)
+    return check_fail(k, "broadcast, ttl, multicast and buffer options are "
+                         "for udp services%s", "");
   return 0;
 }
 

@@ -151,3 +151,22 @@ void lunet_service_refused(struct lunet_service *svc, const char *why) {
   svc->refusals = 0;
   svc->refusal_logged_ms = now;
 }
+
+int lunet_service_rate_ok(struct lunet_service *svc,
+                          const struct sockaddr *peer) {
+  if (!(svc->opt.rate > 0)) return 1;
+  if (svc->ratelimit == NULL &&
+      (svc->ratelimit = lunet_ratelimit_new(svc->opt.rate,
+                                            svc->opt.burst)) == NULL)
+    return 1;
+  uint64_t now = uv_now(&svc->rt->loop);
+  if (lunet_ratelimit_take(svc->ratelimit, peer, now)) return 1;
+  if (now - svc->ratelimit_logged_ms >= 1000 || svc->ratelimit_logged_ms == 0) {
+    char n[24];
+    snprintf(n, sizeof n, "%" PRIu64, lunet_ratelimit_refused(svc->ratelimit));
+    lunet_log(LUNET_LOG_WARN, "rate limited", "service", svc->name,
+              "refused", n, NULL);
+    svc->ratelimit_logged_ms = now;
+  }
+  return 0;
+}

@@ -100,6 +100,11 @@ void lunet_service_take_socket(struct lunet_service *into,
  * logs at most one record a second with the count and the last reason. */
 void lunet_service_refused(struct lunet_service *svc, const char *why);
 
+/* The per-peer token bucket of rate_limit: 1 if the peer may go on (or
+ * there is no limit), 0 if it is over; refusals are logged once a second. */
+int lunet_service_rate_ok(struct lunet_service *svc,
+                          const struct sockaddr *peer);
+
 /* Stops accepting; the service is freed once its last conn is gone. */
 void lunet_service_retire(struct lunet_service *svc);
 

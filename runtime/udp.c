@@ -112,27 +112,6 @@ static void udp_dispatch(struct lunet_udp *u, const char *p, size_t n,
   lunet_call(L, 3, &ctx); /* an error costs that datagram only */
 }
 
-/* Over the limit: dropped, with one log record per second at most. */
-static int rate_limited(struct lunet_udp *u, const struct sockaddr *from) {
-  struct lunet_service *svc = u->svc;
-  if (svc == NULL || !(svc->opt.rate > 0)) return 0;
-  if (svc->ratelimit == NULL &&
-      (svc->ratelimit = lunet_ratelimit_new(svc->opt.rate,
-                                            svc->opt.burst)) == NULL)
-    return 0;
-  uint64_t now = uv_now(&u->rt->loop);
-  if (lunet_ratelimit_take(svc->ratelimit, from, now)) return 0;
-  if (now - svc->ratelimit_logged_ms >= 1000) {
-    char n[24];
-    snprintf(n, sizeof n, "%llu",
-             (unsigned long long)lunet_ratelimit_refused(svc->ratelimit));
-    lunet_log(LUNET_LOG_WARN, "rate limited", "service", svc->name,
-              "dropped", n, NULL);
-    svc->ratelimit_logged_ms = now;
-  }
-  return 1;
-}
-
 static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *from, unsigned flags) {
   struct lunet_udp *u = h->data;
@@ -147,7 +126,7 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
               u->bound, NULL);
     return;
   }
-  if (rate_limited(u, from)) return;
+  if (u->svc != NULL && !lunet_service_rate_ok(u->svc, from)) return;
   udp_dispatch(u, buf->base, (size_t)nread, from);
 }
 

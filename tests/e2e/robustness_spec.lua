@@ -27,7 +27,8 @@ describe("robustness", function()
   local server
   setup(function()
     server = h.start(h.SCRIPTS .. "/limits.lua", {
-      services = { "capped", "web", "slowweb", "idle", "firehose" } })
+      services = { "capped", "web", "slowweb", "idle", "firehose", "chatty",
+        "throttled" } })
   end)
   teardown(function()
     server:stop()
@@ -65,6 +66,33 @@ describe("robustness", function()
     a:close(); b:close(); c:close()
   end)
 
+  it("cuts off a tcp peer over its rate_limit", function()
+    local c = h.connect(server.addr.chatty)
+    for i = 1, 20 do c:send("m" .. i .. "\n") end
+    local answered = 0
+    while c:receive("*l") do answered = answered + 1 end
+    assert.equal(5, answered)
+    server:wait_log('msg="chatty closed" reason=rate_limited')
+    server:wait_log('msg="rate limited" service=chatty')
+  end)
+
+  it("answers HTTP requests over the rate_limit with 429, keeping the conn", function()
+    local c = h.connect(server.addr.throttled)
+    local codes = {}
+    for i = 1, 8 do
+      assert(c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      codes[i] = c:receive("*l"):match("^HTTP/1%.1 (%d+)")
+      local len
+      repeat
+        local l = c:receive("*l")
+        len = len or tonumber(l:match("^Content%-Length: (%d+)"))
+      until l == ""
+      c:receive(len)
+    end
+    assert.same({ "200", "200", "200", "200", "200", "429", "429", "429" }, codes)
+    c:close()
+  end)
+
   it("cuts an idle connection at idle_timeout", function()
     local c = h.connect(server.addr.idle, 5)
     assert.is_true(echoes(c, "hi"))
@@ -78,6 +106,27 @@ describe("robustness", function()
     local c = h.connect(server.addr.firehose, 5)
     server:wait_log("msg=\"firehose closed\" reason=write_timeout", 6)
     c:close()
+  end)
+end)
+
+describe("lunet.ratelimit from a script", function()
+  it("takes tokens per key with a burst and a refill rate", function()
+    local dir = h.tmpdir()
+    h.write_file(dir .. "/rl.lua", [[
+local rl = lunet.ratelimit({ rate = 10, burst = 3 })
+local a = {}
+for i = 1, 5 do a[i] = tostring(rl:take("alice")) end
+local bob = tostring(rl:take("bob"))
+lunet.after(250, function()
+  lunet.log.info("ratelimit", { alice = table.concat(a, ","), bob = bob,
+    later = tostring(rl:take("alice")) })
+end)
+return {}
+]])
+    local code, _, log = h.run({ "run", dir .. "/rl.lua" })
+    assert.equal(0, code, log)
+    assert.matches("alice=true,true,true,false,false bob=true later=true", log)
+    h.cleanup()
   end)
 end)
 

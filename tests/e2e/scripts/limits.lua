@@ -25,6 +25,20 @@ return {
       lunet.after(400, function() res:send(200, "finished") end)
     end,
   },
+  chatty = {
+    tcp = "127.0.0.1:0",
+    framing = "line",
+    rate_limit = { rate = 5, burst = 5 },
+    on_message = function(conn, line) conn:write(line .. "\n") end,
+    on_close = function(conn, reason)
+      lunet.log.info("chatty closed", { reason = reason })
+    end,
+  },
+  throttled = {
+    http = "127.0.0.1:0",
+    rate_limit = { rate = 5, burst = 5 },
+    handler = function(req, res) res:send(200, "ok") end,
+  },
   idle = {
     tcp = "127.0.0.1:0",
     idle_timeout = 0.5,
