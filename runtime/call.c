@@ -7,6 +7,7 @@
 #include "addr.h"
 #include "budget.h"
 #include "log.h"
+#include "metrics.h"
 #include "runtime.h"
 
 int lunet_traceback(lua_State *L) {
@@ -48,6 +49,11 @@ int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx) {
   if (status != LUA_OK) {
     log_call_error(L, ctx);
     lua_pop(L, 1);
+    if (ctx->metrics != NULL) {
+      ctx->metrics->handler_errors++;
+      if (budget->expired && budget->depth == 0)
+        ctx->metrics->budget_aborts++;
+    }
   }
   lua_remove(L, base);
   /* What an allocation bomb left behind goes back now, not at the GC's

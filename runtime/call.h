@@ -7,11 +7,14 @@
 #include <sys/socket.h>
 #include <lua.h>
 
+struct lunet_metrics;
+
 struct lunet_call_ctx {
   const char *service; /* may be NULL */
   const char *handler; /* "on_data", "timer", ... */
   uint64_t conn_id;    /* 0: no connection */
   const struct sockaddr *peer; /* may be NULL; formatted only on error */
+  struct lunet_metrics *metrics; /* may be NULL: errors counted here */
 };
 
 /* Calls the function below nargs arguments; pops function and arguments.

@@ -10,6 +10,8 @@ const char lunet_cli_usage[] =
     "usage: lunet run SCRIPT [options] [-- ARGS...]\n"
     "       lunet check SCRIPT\n"
     "       lunet reload [--pid N | --pidfile FILE | --control PATH]\n"
+    "       lunet stats [--json] [--pid N | --pidfile FILE | --control PATH]\n"
+    "       lunet top [--pid N | --pidfile FILE | --control PATH]\n"
     "       lunet --version | --help\n"
     "\n"
     "options for run:\n"
@@ -23,12 +25,13 @@ const char lunet_cli_usage[] =
     "  --memory-limit MB       Lua heap limit for scripts (default 1024,\n"
     "                          0: unlimited)\n"
     "  --watch                 reload when the script or its modules change\n"
+    "  --metrics ADDR          serve GET /metrics (Prometheus) on ADDR\n"
     "  --control PATH          control socket for `lunet reload` (default:\n"
     "                          $XDG_RUNTIME_DIR/lunet/PID.sock or\n"
     "                          /tmp/lunet-UID/PID.sock)\n"
     "\n"
-    "lunet reload with no option finds the one instance started from the\n"
-    "current directory. SIGHUP reloads too.\n"
+    "reload, stats and top with no option find the one instance started\n"
+    "from the current directory. SIGHUP reloads too. top exits on q.\n"
     "\n"
     "ADDR is IPv4:PORT, [IPv6]:PORT or *:PORT. SIGTERM or SIGINT shut down\n"
     "gracefully; a second signal forces the exit.\n";
@@ -95,10 +98,18 @@ static int parse_pid(struct parser *p, struct lunet_cli *cli,
   return 0;
 }
 
-/* reload takes only the options that say which instance to reach. */
-static int parse_reload_option(struct parser *p, struct lunet_cli *cli,
-                               const char *arg) {
+static int is_instance_command(const struct lunet_cli *cli) {
+  return cli->command == LUNET_CMD_RELOAD || cli->command == LUNET_CMD_STATS ||
+         cli->command == LUNET_CMD_TOP;
+}
+
+/* reload, stats and top take the options that say which instance to
+ * reach (and stats --json). */
+static int parse_instance_option(struct parser *p, struct lunet_cli *cli,
+                                 const char *arg) {
   const char *v;
+  if (strcmp(arg, "--json") == 0 && cli->command == LUNET_CMD_STATS)
+    return cli->json = 1, 0;
   if ((v = option_value(p, arg, "--pid")) != NULL)
     return parse_pid(p, cli, v);
   if ((v = option_value(p, arg, "--pidfile")) != NULL) {
@@ -109,7 +120,7 @@ static int parse_reload_option(struct parser *p, struct lunet_cli *cli,
     cli->control = v;
     return *v ? 0 : fail(p, "%s needs a value", arg);
   }
-  return fail(p, "unknown option '%s' for reload", arg);
+  return fail(p, "unknown option '%s' for this command", arg);
 }
 
 static int parse_count(struct parser *p, const char *opt, const char *value,
@@ -128,9 +139,12 @@ static int parse_count(struct parser *p, const char *opt, const char *value,
 static int parse_option(struct parser *p, struct lunet_cli *cli,
                         const char *arg) {
   const char *v;
-  if (cli->command == LUNET_CMD_RELOAD)
-    return parse_reload_option(p, cli, arg);
+  if (is_instance_command(cli)) return parse_instance_option(p, cli, arg);
   if (strcmp(arg, "--watch") == 0) return cli->watch = 1, 0;
+  if ((v = option_value(p, arg, "--metrics")) != NULL) {
+    cli->metrics = v;
+    return *v ? 0 : fail(p, "%s needs a value", arg);
+  }
   if ((v = option_value(p, arg, "--control")) != NULL) {
     cli->control = v;
     return *v ? 0 : fail(p, "%s needs a value", arg);
@@ -171,6 +185,10 @@ static int parse_command(struct parser *p, struct lunet_cli *cli) {
     cli->command = LUNET_CMD_CHECK;
   } else if (strcmp(cmd, "reload") == 0) {
     cli->command = LUNET_CMD_RELOAD;
+  } else if (strcmp(cmd, "stats") == 0) {
+    cli->command = LUNET_CMD_STATS;
+  } else if (strcmp(cmd, "top") == 0) {
+    cli->command = LUNET_CMD_TOP;
   } else {
     return fail(p, "unknown command '%s'", cmd);
   }
@@ -190,8 +208,8 @@ static int parse_arguments(struct parser *p, struct lunet_cli *cli) {
       if (cli->command == LUNET_CMD_CHECK)
         return fail(p, "check takes no option ('%s')", arg);
       if (parse_option(p, cli, arg) < 0) return -1;
-    } else if (cli->command == LUNET_CMD_RELOAD) {
-      return fail(p, "reload takes no argument ('%s')", arg);
+    } else if (is_instance_command(cli)) {
+      return fail(p, "unexpected argument '%s'", arg);
     } else if (cli->script == NULL) {
       cli->script = arg;
     } else {
@@ -216,10 +234,10 @@ int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
   if (cli->command == LUNET_CMD_HELP || cli->command == LUNET_CMD_VERSION)
     return p.i < argc ? fail(&p, "unexpected argument '%s'", argv[p.i]) : 0;
   if (parse_arguments(&p, cli) < 0) return -1;
-  if (cli->command == LUNET_CMD_RELOAD) {
+  if (is_instance_command(cli)) {
     int n = (cli->pid != 0) + (cli->pidfile != NULL) + (cli->control != NULL);
-    return n > 1 ? fail(&p, "reload takes one of --pid, --pidfile, "
-                            "--control%s", "") : 0;
+    return n > 1 ? fail(&p, "give one of --pid, --pidfile, --control%s", "")
+                 : 0;
   }
   if (cli->script == NULL) return fail(&p, "missing SCRIPT%s", "");
   return 0;

@@ -7,7 +7,8 @@
 #define LUNET_MAX_LISTEN 64
 
 enum lunet_command { LUNET_CMD_RUN, LUNET_CMD_CHECK, LUNET_CMD_RELOAD,
-                     LUNET_CMD_HELP, LUNET_CMD_VERSION };
+                     LUNET_CMD_STATS, LUNET_CMD_TOP, LUNET_CMD_HELP,
+                     LUNET_CMD_VERSION };
 
 #define LUNET_SERVICE_NAME_MAX 64
 
@@ -27,6 +28,8 @@ struct lunet_cli {
   const char *control; /* control socket path (run: where; reload: whom) */
   long pid;            /* reload: the instance's process id */
   int watch;
+  int json;            /* stats --json */
+  const char *metrics; /* run --metrics ADDR */
   unsigned shutdown_timeout_ms;
   unsigned budget_ms;       /* per handler call; 0: none */
   unsigned memory_limit_mb; /* Lua heap; 0: none */

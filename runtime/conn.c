@@ -40,7 +40,7 @@ static void conn_set_reading(struct lunet_conn *c);
 static struct lunet_call_ctx conn_ctx(const struct lunet_conn *c,
                                       enum lunet_handler h) {
   struct lunet_call_ctx ctx = {c->svc->name, lunet_handler_names[h], c->id,
-                               &c->peer.sa};
+                               &c->peer.sa, &c->svc->metrics};
   return ctx;
 }
 
@@ -61,6 +61,7 @@ static int conn_dispatch(struct lunet_conn *c, enum lunet_handler h,
   lunet_conn_push(L, c);
   lua_insert(L, -1 - nextra);
   struct lunet_call_ctx ctx = conn_ctx(c, h);
+  if (h == LUNET_ON_DATA || h == LUNET_ON_MESSAGE) c->svc->metrics.messages++;
   int status = lunet_call(L, 1 + nextra, &ctx);
   if (status != LUA_OK && h != LUNET_ON_CLOSE)
     lunet_conn_close(c, "handler_error", 1);
@@ -232,6 +233,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct lunet_conn *c = s->data;
   if (c->state != CONN_OPEN) return;
   c->last_read_ms = uv_now(s->loop);
+  if (nread > 0) c->svc->metrics.bytes_in += (uint64_t)nread;
   if (nread > 0)
     conn_on_bytes(c, buf->base, (size_t)nread);
   else if (nread == UV_EOF)
@@ -245,6 +247,7 @@ static void conn_close_cb(uv_handle_t *h) {
   struct lunet_conn *c = h->data;
   lua_State *L = c->svc->rt->L;
   c->state = CONN_CLOSED;
+  c->svc->metrics.closed[lunet_metrics_reason(c->close_reason)]++;
   lua_pushstring(L, c->close_reason);
   conn_dispatch(c, LUNET_ON_CLOSE, 1);
   lunet_conn_push(L, c);
@@ -385,6 +388,7 @@ static void conn_register(struct lunet_conn *c, enum lunet_conn_state state) {
   c->self_ref = conn_box_new(rt->L, c);
   lunet_list_push(&c->svc->conns, &c->node);
   c->svc->nconns++;
+  c->svc->metrics.accepted++;
 }
 
 static void conn_start(struct lunet_conn *c) {
@@ -522,6 +526,7 @@ static int push_uv_error(lua_State *L, int r) {
 /* Writes what the socket takes now, queues a copy of the rest. */
 static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
   uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+  c->svc->metrics.bytes_out += n;
   if (c->wq_bytes == 0) {
     int r = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
     if (r == (int)n) return 0;

@@ -11,7 +11,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <lauxlib.h>
+
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "runtime.h"
 
@@ -29,7 +32,7 @@ struct ctl_client {
   int open_handles;
   size_t len;
   char request[REQUEST_MAX];
-  char reply[REPLY_MAX];
+  char *reply; /* malloc'd: stats replies have no fixed size */
 };
 
 struct lunet_control {
@@ -57,7 +60,9 @@ int lunet_control_dir(char *out, size_t cap, int create) {
 
 static void client_handle_closed(uv_handle_t *h) {
   struct ctl_client *c = h->data;
-  if (--c->open_handles == 0) free(c);
+  if (--c->open_handles > 0) return;
+  free(c->reply);
+  free(c);
 }
 
 static void client_close(struct ctl_client *c) {
@@ -72,14 +77,12 @@ static void client_written(uv_write_t *req, int status) {
   client_close(req->data);
 }
 
+/* "STATUS DETAIL\n"; the connection closes once it is written. */
 static void client_reply(struct ctl_client *c, const char *status,
                          const char *detail) {
-  int n = snprintf(c->reply, sizeof c->reply, "%s %s\n", status, detail);
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof c->reply) {
-    n = sizeof c->reply - 1;
-    c->reply[n - 1] = '\n';
-  }
+  size_t n = strlen(status) + strlen(detail) + 2;
+  if ((c->reply = malloc(n + 1)) == NULL) return client_close(c);
+  snprintf(c->reply, n + 1, "%s %s\n", status, detail);
   uv_buf_t buf = uv_buf_init(c->reply, (unsigned)n);
   uv_read_stop((uv_stream_t *)&c->pipe);
   uv_timer_stop(&c->timer);
@@ -102,6 +105,19 @@ static void client_reloaded(int status, const char *msg, void *ud) {
   client_reply(ud, status == 0 ? "ok" : "error", line);
 }
 
+static void client_stats(struct ctl_client *c, int text) {
+  lua_State *L = c->rt->L;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (text)
+    lunet_metrics_text(L, c->rt, &b);
+  else
+    lunet_metrics_json(L, c->rt, &b);
+  luaL_pushresult(&b);
+  client_reply(c, "ok", lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
 static void client_command(struct ctl_client *c) {
   char msg[REPLY_MAX - 16];
   /* From here the client only waits for its reply: nothing else may
@@ -110,12 +126,15 @@ static void client_command(struct ctl_client *c) {
   uv_timer_stop(&c->timer);
   if (strcmp(c->request, "reload") == 0) {
     lunet_reload_async(c->rt, "control", client_reloaded, c);
+  } else if (strncmp(c->request, "stats", 5) == 0) {
+    client_stats(c, strcmp(c->request, "stats text") == 0);
   } else if (strcmp(c->request, "ping") == 0) {
     snprintf(msg, sizeof msg, "pid=%ld version=%u", (long)getpid(),
              c->rt->version);
     client_reply(c, "ok", msg);
   } else {
-    client_reply(c, "error", "unknown command (known: reload, ping)");
+    client_reply(c, "error", "unknown command (known: reload, stats, "
+                 "stats text, ping)");
   }
 }
 

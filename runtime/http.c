@@ -301,6 +301,9 @@ static void http_dispatch(struct lunet_http *h) {
   struct lunet_conn *c = h->c;
   lua_State *L = c->svc->rt->L;
   h->deadline = now_ms(h) + opts(h)->handler_timeout_ms;
+  h->start_ns = uv_hrtime();
+  h->status = 0;
+  c->svc->metrics.messages++;
   lunet_conn_hold(c, 1); /* no more input until this is answered */
   if (!lunet_service_rate_ok(c->svc, &c->peer.sa)) {
     free_request(h);
@@ -315,7 +318,8 @@ static void http_dispatch(struct lunet_http *h) {
   push_request(L, h);
   free_request(h);
   lunet__http_push_response(L, h);
-  struct lunet_call_ctx ctx = {c->svc->name, "handler", c->id, &c->peer.sa};
+  struct lunet_call_ctx ctx = {c->svc->name, "handler", c->id, &c->peer.sa,
+                               &c->svc->metrics};
   if (lunet_call(L, 2, &ctx) != LUA_OK) lunet__http_handler_failed(h);
 }
 

@@ -105,8 +105,19 @@ static void add_framing(luaL_Buffer *b, struct lunet_http *h, int status,
   luaL_addstring(b, "\r\n");
 }
 
+/* One response counted by class, and its latency when a request had
+ * been dispatched. */
+static void count_response(struct lunet_http *h, int status) {
+  struct lunet_metrics *m = &h->c->svc->metrics;
+  if (status >= 100 && status < 600) m->responses[status / 100 - 1]++;
+  if (h->start_ns != 0)
+    lunet_metrics_observe(m, (double)(uv_hrtime() - h->start_ns) / 1e9);
+  h->start_ns = 0;
+}
+
 void lunet__http_reply_error(struct lunet_http *h, int status) {
   lua_State *L = h->c->svc->rt->L;
+  count_response(h, status);
   luaL_Buffer b;
   const char *reason = lunet__http_reason(status);
   luaL_buffinit(L, &b);
@@ -142,6 +153,7 @@ void lunet__http_response_done(struct lunet_http *h, int close) {
     lua_pop(L, 1);
   }
   lunet__http_release_response(L, h);
+  count_response(h, h->status);
   h->requests++;
   if (close || c->state != CONN_OPEN || c->svc->rt->shutting_down) {
     h->phase = HTTP_DONE;
@@ -187,6 +199,7 @@ void lunet__http_reply_simple(struct lunet_http *h, int status) {
   int close = r->close || h->c->svc->rt->shutting_down;
   const char *reason = lunet__http_reason(status);
   luaL_Buffer b;
+  h->status = status;
   luaL_buffinit(L, &b);
   add_status_line(&b, status);
   luaL_addstring(&b, "Content-Type: text/plain\r\n");
@@ -305,6 +318,7 @@ static void send_head(lua_State *L, struct res_box *r, int status,
   lunet_conn_send(h->c, s, n);
   lua_pop(L, 2);
   r->started = 1;
+  h->status = status;
 }
 
 /* res:send(status, body, headers) */

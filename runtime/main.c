@@ -9,8 +9,9 @@
 #include "cli.h"
 #include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
-#include "reload_client.h"
+#include "control_client.h"
 #include "runtime.h"
 #include "service.h"
 #include "watch.h"
@@ -97,7 +98,10 @@ static int command_check(struct lunet_runtime *rt) {
 
 static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   struct signals sig;
+  const char *metrics = cli->metrics ? cli->metrics : rt->metrics_addr;
   if (lunet_runtime_listen(rt) < 0) return 1;
+  if (metrics != NULL && *metrics && lunet_metrics_serve(rt, metrics) < 0)
+    return 1;
   if (cli->pidfile != NULL && write_pidfile(cli->pidfile) < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot write pidfile", "path", cli->pidfile,
               "error", strerror(errno), NULL);
@@ -139,7 +143,9 @@ int main(int argc, char **argv) {
   if (cli.command == LUNET_CMD_VERSION)
     return printf("lunet %s (%s, libuv %s)\n", LUNET_VERSION, LUA_RELEASE,
                   uv_version_string()), 0;
-  if (cli.command == LUNET_CMD_RELOAD) return lunet_reload_command(&cli);
+  if (cli.command == LUNET_CMD_RELOAD || cli.command == LUNET_CMD_STATS ||
+      cli.command == LUNET_CMD_TOP)
+    return lunet_control_command(&cli);
   /* Peers that vanish must cost an EPIPE on one write, not the process. */
   signal(SIGPIPE, SIG_IGN);
   lunet_log_configure(cli.log_level, cli.log_format);

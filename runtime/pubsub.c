@@ -101,7 +101,7 @@ int lunet_pubsub_subscribe(lua_State *L) {
 /* Calls each subscriber of a snapshot of the list: subscribing or
  * unsubscribing during delivery changes the next publish, not this one. */
 static int deliver(lua_State *L, int list) {
-  struct lunet_call_ctx ctx = {NULL, "subscriber", 0, NULL};
+  struct lunet_call_ctx ctx = {NULL, "subscriber", 0, NULL, NULL};
   lua_Integer n = luaL_len(L, list), delivered = 0;
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <lauxlib.h>
 
@@ -113,14 +114,14 @@ static void switch_services(struct lunet_runtime *rt,
   }
   FOR_EACH_SERVICE(q, next, &rt->services) {
     struct lunet_service *svc = service_of(q);
-    if (svc->retired || svc->version == version) continue;
+    if (svc->retired || svc->internal || svc->version == version) continue;
     lunet_log(LUNET_LOG_INFO, "service removed", "service", svc->name, NULL);
     lunet_service_retire(svc);
   }
 }
 
 static void run_hook(struct lunet_runtime *rt, int hook_ref, unsigned prev) {
-  struct lunet_call_ctx ctx = {NULL, "on_reload", 0, NULL};
+  struct lunet_call_ctx ctx = {NULL, "on_reload", 0, NULL, NULL};
   if (hook_ref == LUA_NOREF) return;
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, hook_ref);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, hook_ref);
@@ -142,6 +143,20 @@ static size_t live_conns(struct lunet_runtime *rt, size_t *nservices) {
   return n;
 }
 
+/* For lunet stats and top: when the last reload was and how it went. */
+static void record_last(struct lunet_runtime *rt, const char *outcome,
+                        const char *detail) {
+  time_t now = time(NULL);
+  struct tm tm;
+  char when[32];
+  gmtime_r(&now, &tm);
+  strftime(when, sizeof when, "%H:%M:%SZ", &tm);
+  snprintf(rt->last_reload, sizeof rt->last_reload, "%s at %s: %.100s",
+           outcome, when, detail);
+  for (char *p = rt->last_reload; *p; p++)
+    if (*p == '\n') *p = ' ';
+}
+
 /* One log record and the one-line answer for whoever asked. */
 static void log_success(struct lunet_runtime *rt, const char *trigger,
                         uint64_t start, char *msg, size_t msgcap) {
@@ -156,6 +171,7 @@ static void log_success(struct lunet_runtime *rt, const char *trigger,
             NULL);
   snprintf(msg, msgcap, "version=%s services=%s conns=%s duration_ms=%s",
            version, services, conns, ms);
+  record_last(rt, "ok", msg);
 }
 
 int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
@@ -178,6 +194,7 @@ int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
     return 0;
   }
   rt->reloads_failed++;
+  record_last(rt, "failed", msg);
   snprintf(version, sizeof version, "%u", rt->version);
   lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", trigger,
             "version", version, "error", msg, NULL);

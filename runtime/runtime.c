@@ -140,16 +140,33 @@ static void check_descriptors(struct lunet_runtime *rt) {
             strerror(errno), NULL);
 }
 
+/* Per-second rates for `lunet top`, from the last snapshot. */
+static void update_rates(struct lunet_service *svc) {
+  const struct lunet_metrics *m = &svc->metrics, *l = &svc->last;
+  svc->rate_messages = (double)(m->messages - l->messages);
+  svc->rate_bytes_in = (double)(m->bytes_in - l->bytes_in);
+  svc->rate_bytes_out = (double)(m->bytes_out - l->bytes_out);
+  svc->rate_errors = (double)(m->handler_errors - l->handler_errors);
+  svc->last = *m;
+}
+
 static void sweep_cb(uv_timer_t *h) {
   struct lunet_runtime *rt = lunet_container_of(h->loop, struct lunet_runtime,
                                                 loop);
   struct lunet_list *q, *next;
+  uint64_t now = uv_now(h->loop);
+  if (rt->last_sweep_ms != 0 && now - rt->last_sweep_ms > SWEEP_INTERVAL_MS)
+    rt->loop_lag_ms = now - rt->last_sweep_ms - SWEEP_INTERVAL_MS;
+  else
+    rt->loop_lag_ms = 0;
+  rt->last_sweep_ms = now;
   check_descriptors(rt);
   lunet_conn_sweep(rt, 0);
   for (q = rt->services.next; q != &rt->services; q = next) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
     next = q->next;
+    update_rates(svc);
     lunet_conn_timeouts(svc, uv_now(h->loop));
     if (svc->kind == LUNET_KIND_HTTP) lunet_http_sweep(svc, uv_now(h->loop));
   }
@@ -174,6 +191,8 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
   struct lunet_runtime *rt = calloc(1, sizeof *rt);
   if (rt == NULL) return snprintf(err, errcap, "out of memory"), NULL;
   rt->cli = cli;
+  rt->started_ns = uv_hrtime();
+  snprintf(rt->last_reload, sizeof rt->last_reload, "none");
   lunet_list_init(&rt->services);
   lunet_list_init(&rt->clients);
   lunet_list_init(&rt->udp_clients);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "budget.h"
+#include "addr.h"
 #include "cli.h"
 #include "list.h"
 
@@ -42,6 +43,11 @@ struct lunet_runtime {
   struct lunet_watch *watch;     /* NULL without --watch */
   struct lunet_list reload_waiting; /* reload requests for the next batch */
   int reload_running;               /* a batch is reading its files */
+  uint64_t started_ns;    /* uv_hrtime() at start */
+  uint64_t last_sweep_ms; /* the sweep's own lag is the loop's lag */
+  uint64_t loop_lag_ms;
+  char last_reload[160];  /* outcome and time of the last reload */
+  char metrics_addr[LUNET_ADDR_STRLEN]; /* the script's `metrics = ADDR` */
   uint64_t reloads_ok;
   uint64_t reloads_failed;
   /* Reads are delivered to Lua before the next read starts, so one buffer

@@ -424,12 +424,20 @@ static void free_services(struct lunet_list *list) {
                                           node));
 }
 
-/* The one top-level entry that is not a service: a function run after a
- * reload has switched to this version. */
-static int take_hook(lua_State *L, int *hook_ref) {
-  if (lua_type(L, -2) != LUA_TSTRING ||
-      strcmp(lua_tostring(L, -2), "on_reload") != 0 || !lua_isfunction(L, -1))
-    return 0;
+/* The top-level entries that are not services: on_reload, a function run
+ * after a reload has switched to this version, and metrics = "ADDR" (read
+ * at start; the --metrics option wins). */
+static int take_hook(struct lunet_runtime *rt, int *hook_ref) {
+  lua_State *L = rt->L;
+  if (lua_type(L, -2) != LUA_TSTRING) return 0;
+  const char *key = lua_tostring(L, -2);
+  if (strcmp(key, "metrics") == 0 && lua_type(L, -1) == LUA_TSTRING) {
+    snprintf(rt->metrics_addr, sizeof rt->metrics_addr, "%s",
+             lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (strcmp(key, "on_reload") != 0 || !lua_isfunction(L, -1)) return 0;
   *hook_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
 }
@@ -441,7 +449,7 @@ static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
   struct check k = {L, rt->script_path, "?", err, errcap, 0};
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
-    if (take_hook(L, hook_ref)) continue;
+    if (take_hook(rt, hook_ref)) continue;
     if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE) {
       snprintf(err, errcap, "%s: each service must be name = { ... }, got "
                "%s = %s", rt->script_path, luaL_typename(L, -2),

@@ -101,7 +101,8 @@ struct lunet_service *lunet_service_find(struct lunet_runtime *rt,
   for (q = rt->services.next; q != &rt->services; q = q->next) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
-    if (!svc->retired && strcmp(svc->name, name) == 0) return svc;
+    if (!svc->retired && !svc->internal && strcmp(svc->name, name) == 0)
+      return svc;
   }
   return NULL;
 }
@@ -143,6 +144,7 @@ void lunet_service_refused(struct lunet_service *svc, const char *why) {
   uint64_t now = uv_now(&svc->rt->loop);
   char n[24];
   svc->refusals++;
+  svc->metrics.refused++;
   if (now - svc->refusal_logged_ms < 1000 && svc->refusal_logged_ms != 0)
     return;
   snprintf(n, sizeof n, "%" PRIu64, svc->refusals);
@@ -161,6 +163,7 @@ int lunet_service_rate_ok(struct lunet_service *svc,
     return 1;
   uint64_t now = uv_now(&svc->rt->loop);
   if (lunet_ratelimit_take(svc->ratelimit, peer, now)) return 1;
+  svc->metrics.refused++;
   if (now - svc->ratelimit_logged_ms >= 1000 || svc->ratelimit_logged_ms == 0) {
     char n[24];
     snprintf(n, sizeof n, "%" PRIu64, lunet_ratelimit_refused(svc->ratelimit));

@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "list.h"
+#include "metrics.h"
 
 struct lunet_runtime;
 
@@ -72,6 +73,11 @@ struct lunet_service {
   struct lunet_ipcount *per_ip; /* with max_connections_per_ip */
   uint64_t refusals;            /* since the last refusal log record */
   uint64_t refusal_logged_ms;
+  int internal;                 /* made by the runtime (metrics endpoint) */
+  struct lunet_metrics metrics;
+  /* per-second rates, from the sweep's snapshots */
+  struct lunet_metrics last;
+  double rate_messages, rate_bytes_in, rate_bytes_out, rate_errors;
   struct lunet_list conns; /* open conns, struct lunet_conn.node */
   size_t nconns;           /* open and draining conns */
   unsigned version;        /* last script version that declared it */

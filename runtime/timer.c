@@ -49,7 +49,7 @@ static struct lunet_runtime *timer_rt(uv_timer_t *h) {
 static void timer_cb(uv_timer_t *h) {
   struct lunet_timer *t = h->data;
   lua_State *L = timer_rt(h)->L;
-  struct lunet_call_ctx ctx = {NULL, "timer", 0, NULL};
+  struct lunet_call_ctx ctx = {NULL, "timer", 0, NULL, NULL};
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
   lua_getiuservalue(L, -1, TIMER_UV_FN);
   lua_insert(L, -2);

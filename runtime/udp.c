@@ -80,7 +80,7 @@ static int take_reply(lua_State *L, struct lunet_udp *u, const char *peer,
   lua_pushlstring(L, p, n);
   lua_pushstring(L, peer);
   struct lunet_call_ctx ctx = {u->svc ? u->svc->name : "udp", "request", 0,
-                               NULL};
+                               NULL, u->svc ? &u->svc->metrics : NULL};
   lunet_call(L, 3, &ctx);
   lua_settop(L, top);
   return 1;
@@ -99,6 +99,10 @@ static void udp_dispatch(struct lunet_udp *u, const char *p, size_t n,
   lua_State *L = u->rt->L;
   char peer[LUNET_ADDR_STRLEN];
   if (lunet_addr_format(from, peer, sizeof peer) < 0) return;
+  if (u->svc != NULL) {
+    u->svc->metrics.messages++;
+    u->svc->metrics.bytes_in += n;
+  }
   push_box(L, u);
   if (take_reply(L, u, peer, p, n) || !push_handler(L, u)) {
     lua_pop(L, 1);
@@ -108,7 +112,7 @@ static void udp_dispatch(struct lunet_udp *u, const char *p, size_t n,
   lua_pushlstring(L, p, n);
   lua_pushstring(L, peer);
   struct lunet_call_ctx ctx = {u->svc ? u->svc->name : "udp", "on_message",
-                               0, from};
+                               0, from, u->svc ? &u->svc->metrics : NULL};
   lunet_call(L, 3, &ctx); /* an error costs that datagram only */
 }
 
@@ -279,6 +283,7 @@ static int udp_send(struct lunet_udp *u, const char *p, size_t n,
   size_t max = to->sa_family == AF_INET6 ? UDP_MAX_IPV6 : UDP_MAX_IPV4;
   if (n > max) return UV_EMSGSIZE;
   uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+  if (u->svc != NULL) u->svc->metrics.bytes_out += n;
   int r = uv_udp_try_send(&u->handle, &buf, 1, to);
   if (r >= 0) return 0;
   if (r != UV_EAGAIN) return r;

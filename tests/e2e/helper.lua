@@ -56,9 +56,12 @@ function M.spawn(args, opts)
   os.remove(rc)
   local words = {}
   for i, a in ipairs(args) do words[i] = shell_quote(a) end
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
   local cmd = string.format(
-    "%s%s %s >%s 2>%s </dev/null & echo $!; wait $!; echo $? >%s",
+    "%s%s%s %s >%s 2>%s </dev/null & echo $!; wait $!; echo $? >%s",
     opts.cwd and ("cd " .. shell_quote(opts.cwd) .. " && ") or "",
+    #env > 0 and ("env " .. table.concat(env, " ") .. " ") or "",
     shell_quote(opts.bin or M.LUNET), table.concat(words, " "),
     shell_quote(out), shell_quote(log), shell_quote(rc))
   local pipe = assert(io.popen("sh -c " .. shell_quote(cmd), "r"))

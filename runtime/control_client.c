@@ -1,8 +1,10 @@
 /* Runs in its own short-lived process, not on a loop: blocking calls are
  * fine here and every one of them is bounded. */
-#include "reload_client.h"
+#include "control_client.h"
 
 #include <dirent.h>
+#include <poll.h>
+#include <termios.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -92,9 +94,10 @@ static int resolve_path(const struct lunet_cli *cli, char *path,
   return find_instance(path, cap);
 }
 
-int lunet_reload_command(const struct lunet_cli *cli) {
-  char path[PATH_MAX], reply[4096];
-  if (resolve_path(cli, path, sizeof path) < 0) return 1;
+#define REPLY_CAP (1 << 20)
+
+static int reload_command(const char *path) {
+  static char reply[REPLY_CAP];
   int r = lunet_control_request(path, "reload", reply, sizeof reply,
                                 RELOAD_TIMEOUT_MS);
   if (r < 0) {
@@ -110,3 +113,87 @@ int lunet_reload_command(const struct lunet_cli *cli) {
           strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
   return 1;
 }
+
+/* {==================================================================
+ * stats and top
+ * =================================================================== */
+
+static int fetch(const char *path, const char *what, char *reply) {
+  int r = lunet_control_request(path, what, reply, REPLY_CAP,
+                                RELOAD_TIMEOUT_MS);
+  if (r < 0) {
+    fprintf(stderr, "lunet: cannot reach the instance at %s: %s\n", path,
+            strerror(-r));
+    return -1;
+  }
+  if (strncmp(reply, "ok ", 3) != 0) {
+    fprintf(stderr, "lunet: %s\n", reply);
+    return -1;
+  }
+  return 0;
+}
+
+static int stats_command(const char *path, int json) {
+  static char reply[REPLY_CAP];
+  if (fetch(path, json ? "stats" : "stats text", reply) < 0) return 1;
+  printf("%s\n", reply + 3);
+  return 0;
+}
+
+static volatile sig_atomic_t top_interrupted;
+static void top_on_signal(int sig) {
+  (void)sig;
+  top_interrupted = 1;
+}
+
+/* Waits up to a second for a key; 1 when it was q (or Ctrl-C came). */
+static int top_wait_for_quit(void) {
+  static int stdin_gone;
+  struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+  if (poll(&pfd, stdin_gone ? 0 : 1, 1000) > 0) {
+    char ch;
+    if (read(STDIN_FILENO, &ch, 1) <= 0) {
+      stdin_gone = 1; /* no keyboard: only signals end it */
+      return top_interrupted;
+    }
+    if (ch == 'q' || ch == 'Q' || ch == 3) return 1;
+  }
+  return top_interrupted;
+}
+
+/* Redraws the stats table every second until q, Ctrl-C or SIGTERM. */
+static int top_command(const char *path) {
+  static char reply[REPLY_CAP];
+  struct termios saved, raw;
+  int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+  int code = 0;
+  signal(SIGINT, top_on_signal);
+  signal(SIGTERM, top_on_signal);
+  if (tty) {
+    raw = saved;
+    raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    raw.c_cc[VMIN] = 0, raw.c_cc[VTIME] = 0;
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
+  for (;;) {
+    if (fetch(path, "stats text", reply) < 0) {
+      code = 1;
+      break;
+    }
+    printf("\033[H\033[2J%s\n(q to quit)\n", reply + 3);
+    fflush(stdout);
+    if (top_wait_for_quit()) break;
+  }
+  if (tty) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  return code;
+}
+
+int lunet_control_command(const struct lunet_cli *cli) {
+  char path[PATH_MAX];
+  if (resolve_path(cli, path, sizeof path) < 0) return 1;
+  if (cli->command == LUNET_CMD_STATS) return stats_command(path, cli->json);
+  if (cli->command == LUNET_CMD_TOP) return top_command(path);
+  return reload_command(path);
+}
+
+/* }================================================================== */

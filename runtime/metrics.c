@@ -1,0 +1,398 @@
+#include "metrics.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#include "framing.h"
+#include "log.h"
+#include "runtime.h"
+#include "service.h"
+
+const char *const lunet_close_reason_names[CLOSE_REASONS] = {
+    "eof", "closed", "shutdown", "handler_error", "slow_consumer",
+    "message_too_long", "rate_limited", "idle_timeout", "write_timeout",
+    "other"};
+
+const double lunet_latency_bounds[LUNET_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
+
+enum lunet_close_reason lunet_metrics_reason(const char *reason) {
+  for (int i = 0; i < CLOSE_OTHER; i++)
+    if (strcmp(reason, lunet_close_reason_names[i]) == 0) return i;
+  return CLOSE_OTHER;
+}
+
+void lunet_metrics_observe(struct lunet_metrics *m, double seconds) {
+  int i = 0;
+  while (i < LUNET_LATENCY_BUCKETS && seconds > lunet_latency_bounds[i]) i++;
+  m->latency[i]++;
+  m->latency_sum += seconds;
+  m->latency_count++;
+}
+
+/* The upper bound of the bucket holding quantile q, in seconds. */
+static double quantile(const struct lunet_metrics *m, double q) {
+  uint64_t want = (uint64_t)(q * (double)m->latency_count + 0.999999), seen = 0;
+  if (m->latency_count == 0) return 0;
+  for (int i = 0; i < LUNET_LATENCY_BUCKETS; i++) {
+    seen += m->latency[i];
+    if (seen >= want) return lunet_latency_bounds[i];
+  }
+  return lunet_latency_bounds[LUNET_LATENCY_BUCKETS - 1];
+}
+
+/* Descriptors in use, from procfs (memory, not disk). */
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = -1; /* the DIR's own descriptor */
+  if (d == NULL) return 0;
+  while (readdir(d) != NULL) n++;
+  closedir(d);
+  return n - 2; /* "." and ".." */
+}
+
+static const char *kind_name(const struct lunet_service *svc) {
+  return svc->kind == LUNET_KIND_UDP    ? "udp"
+         : svc->kind == LUNET_KIND_HTTP ? "http"
+                                        : "tcp";
+}
+
+#define FOR_EACH_LIVE_SERVICE(svc, rt)                                   \
+  for (struct lunet_list *q_ = (rt)->services.next; q_ != &(rt)->services; \
+       q_ = q_->next)                                                    \
+    if (((svc) = lunet_container_of(q_, struct lunet_service, node),     \
+         !(svc)->retired))
+
+/* {==================================================================
+ * Prometheus text format
+ * =================================================================== */
+
+static void add_fmt(luaL_Buffer *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_fmt(luaL_Buffer *b, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n > 0) luaL_addlstring(b, line, (size_t)n < sizeof line ? (size_t)n
+                                                              : sizeof line - 1);
+}
+
+/* A label value with \, " and newline escaped, as the format requires. */
+static void add_label(luaL_Buffer *b, const char *s) {
+  for (; *s; s++) {
+    if (*s == '\\' || *s == '"') luaL_addchar(b, '\\');
+    if (*s == '\n') {
+      luaL_addstring(b, "\\n");
+      continue;
+    }
+    luaL_addchar(b, *s);
+  }
+}
+
+static void family(luaL_Buffer *b, const char *name, const char *type,
+                   const char *help) {
+  add_fmt(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(luaL_Buffer *b, const char *name,
+                   const struct lunet_service *svc, const char *extra,
+                   double value) {
+  luaL_addstring(b, name);
+  luaL_addstring(b, "{service=\"");
+  add_label(b, svc->name);
+  luaL_addchar(b, '"');
+  if (extra) luaL_addstring(b, extra);
+  add_fmt(b, "} %.17g\n", value);
+}
+
+typedef double (*counter_fn)(const struct lunet_service *);
+
+static double get_accepted(const struct lunet_service *s) {
+  return (double)s->metrics.accepted;
+}
+static double get_active(const struct lunet_service *s) {
+  return (double)s->nconns;
+}
+static double get_bytes_in(const struct lunet_service *s) {
+  return (double)s->metrics.bytes_in;
+}
+static double get_bytes_out(const struct lunet_service *s) {
+  return (double)s->metrics.bytes_out;
+}
+static double get_messages(const struct lunet_service *s) {
+  return (double)s->metrics.messages;
+}
+static double get_errors(const struct lunet_service *s) {
+  return (double)s->metrics.handler_errors;
+}
+static double get_aborts(const struct lunet_service *s) {
+  return (double)s->metrics.budget_aborts;
+}
+static double get_refused(const struct lunet_service *s) {
+  return (double)s->metrics.refused;
+}
+
+static void per_service(luaL_Buffer *b, struct lunet_runtime *rt,
+                        const char *name, const char *type, const char *help,
+                        counter_fn get) {
+  struct lunet_service *svc;
+  family(b, name, type, help);
+  FOR_EACH_LIVE_SERVICE(svc, rt) sample(b, name, svc, NULL, get(svc));
+}
+
+static void closed_by_reason(luaL_Buffer *b, struct lunet_runtime *rt) {
+  struct lunet_service *svc;
+  char extra[64];
+  family(b, "lunet_connections_closed_total", "counter",
+         "Connections closed, by reason.");
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (svc->kind == LUNET_KIND_UDP) continue;
+    for (int r = 0; r < CLOSE_REASONS; r++) {
+      snprintf(extra, sizeof extra, ",reason=\"%s\"",
+               lunet_close_reason_names[r]);
+      sample(b, "lunet_connections_closed_total", svc, extra,
+             (double)svc->metrics.closed[r]);
+    }
+  }
+}
+
+static void http_families(luaL_Buffer *b, struct lunet_runtime *rt) {
+  struct lunet_service *svc;
+  char extra[64];
+  family(b, "lunet_http_responses_total", "counter",
+         "HTTP responses, by status class.");
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (svc->kind != LUNET_KIND_HTTP) continue;
+    for (int c = 0; c < 5; c++) {
+      snprintf(extra, sizeof extra, ",class=\"%dxx\"", c + 1);
+      sample(b, "lunet_http_responses_total", svc, extra,
+             (double)svc->metrics.responses[c]);
+    }
+  }
+  family(b, "lunet_http_request_duration_seconds", "histogram",
+         "Time from a whole request to its whole response.");
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (svc->kind != LUNET_KIND_HTTP) continue;
+    uint64_t cumulative = 0;
+    for (int i = 0; i <= LUNET_LATENCY_BUCKETS; i++) {
+      cumulative += svc->metrics.latency[i];
+      if (i < LUNET_LATENCY_BUCKETS)
+        snprintf(extra, sizeof extra, ",le=\"%g\"", lunet_latency_bounds[i]);
+      else
+        snprintf(extra, sizeof extra, ",le=\"+Inf\"");
+      sample(b, "lunet_http_request_duration_seconds_bucket", svc, extra,
+             (double)cumulative);
+    }
+    sample(b, "lunet_http_request_duration_seconds_sum", svc, NULL,
+           svc->metrics.latency_sum);
+    sample(b, "lunet_http_request_duration_seconds_count", svc, NULL,
+           (double)svc->metrics.latency_count);
+  }
+}
+
+static void process_families(luaL_Buffer *b, struct lunet_runtime *rt) {
+  family(b, "lunet_info", "gauge", "Build and script version.");
+  add_fmt(b, "lunet_info{version=\"%s\"} 1\n", LUNET_VERSION);
+  family(b, "lunet_uptime_seconds", "gauge", "Seconds since start.");
+  add_fmt(b, "lunet_uptime_seconds %.3f\n",
+          (double)(uv_hrtime() - rt->started_ns) / 1e9);
+  family(b, "lunet_script_version", "gauge", "Script version serving now.");
+  add_fmt(b, "lunet_script_version %u\n", rt->version);
+  family(b, "lunet_reloads_total", "counter", "Reloads, by outcome.");
+  add_fmt(b, "lunet_reloads_total{result=\"ok\"} %" PRIu64 "\n",
+          rt->reloads_ok);
+  add_fmt(b, "lunet_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+          rt->reloads_failed);
+  family(b, "lunet_lua_memory_bytes", "gauge", "Lua heap in use.");
+  add_fmt(b, "lunet_lua_memory_bytes %zu\n", rt->budget.mem_used);
+  family(b, "lunet_loop_lag_seconds", "gauge",
+         "How late the last once-a-second tick ran.");
+  add_fmt(b, "lunet_loop_lag_seconds %.6f\n", (double)rt->loop_lag_ms / 1e3);
+  family(b, "lunet_open_fds", "gauge", "File descriptors in use.");
+  add_fmt(b, "lunet_open_fds %d\n", open_fds());
+}
+
+void lunet_metrics_prometheus(lua_State *L, struct lunet_runtime *rt,
+                              void *buffer) {
+  luaL_Buffer *b = buffer;
+  (void)L;
+  process_families(b, rt);
+  per_service(b, rt, "lunet_connections_accepted_total", "counter",
+              "Connections accepted.", get_accepted);
+  per_service(b, rt, "lunet_connections_active", "gauge",
+              "Connections open now.", get_active);
+  closed_by_reason(b, rt);
+  per_service(b, rt, "lunet_bytes_received_total", "counter",
+              "Bytes read from peers.", get_bytes_in);
+  per_service(b, rt, "lunet_bytes_sent_total", "counter",
+              "Bytes written to peers.", get_bytes_out);
+  per_service(b, rt, "lunet_messages_total", "counter",
+              "Data events, messages, datagrams or requests handled.",
+              get_messages);
+  per_service(b, rt, "lunet_handler_errors_total", "counter",
+              "Handler calls that raised.", get_errors);
+  per_service(b, rt, "lunet_budget_aborts_total", "counter",
+              "Handler calls stopped by the time budget.", get_aborts);
+  per_service(b, rt, "lunet_refused_total", "counter",
+              "Connections or messages refused by a limit.", get_refused);
+  http_families(b, rt);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * JSON for lunet stats / lunet top
+ * =================================================================== */
+
+static void json_service(luaL_Buffer *b, const struct lunet_service *svc) {
+  const struct lunet_metrics *m = &svc->metrics;
+  luaL_addstring(b, "{\"name\":\"");
+  add_label(b, svc->name); /* the same escapes serve JSON here */
+  add_fmt(b, "\",\"kind\":\"%s\",\"addr\":\"%s\",\"active\":%zu,"
+          "\"accepted\":%" PRIu64 ",\"bytes_in\":%" PRIu64
+          ",\"bytes_out\":%" PRIu64 ",\"messages\":%" PRIu64
+          ",\"handler_errors\":%" PRIu64 ",\"budget_aborts\":%" PRIu64
+          ",\"refused\":%" PRIu64 ",", kind_name(svc), svc->bound,
+          svc->nconns, m->accepted, m->bytes_in, m->bytes_out, m->messages,
+          m->handler_errors, m->budget_aborts, m->refused);
+  add_fmt(b, "\"rates\":{\"messages\":%.1f,\"bytes_in\":%.1f,"
+          "\"bytes_out\":%.1f,\"errors\":%.1f},", svc->rate_messages,
+          svc->rate_bytes_in, svc->rate_bytes_out, svc->rate_errors);
+  luaL_addstring(b, "\"closed\":{");
+  for (int r = 0; r < CLOSE_REASONS; r++)
+    add_fmt(b, "%s\"%s\":%" PRIu64, r ? "," : "",
+            lunet_close_reason_names[r], m->closed[r]);
+  add_fmt(b, "},\"responses\":{\"1xx\":%" PRIu64 ",\"2xx\":%" PRIu64
+          ",\"3xx\":%" PRIu64 ",\"4xx\":%" PRIu64 ",\"5xx\":%" PRIu64 "},",
+          m->responses[0], m->responses[1], m->responses[2], m->responses[3],
+          m->responses[4]);
+  add_fmt(b, "\"latency\":{\"count\":%" PRIu64 ",\"sum\":%.6f,\"p50\":%g,"
+          "\"p99\":%g}}", m->latency_count, m->latency_sum,
+          quantile(m, 0.5), quantile(m, 0.99));
+}
+
+void lunet_metrics_json(lua_State *L, struct lunet_runtime *rt,
+                        void *buffer) {
+  luaL_Buffer *b = buffer;
+  struct lunet_service *svc;
+  int first = 1;
+  (void)L;
+  add_fmt(b, "{\"pid\":%ld,\"version\":\"%s\",\"script\":\"", (long)getpid(),
+          LUNET_VERSION);
+  add_label(b, rt->script_path);
+  add_fmt(b, "\",\"script_version\":%u,\"uptime\":%.3f,\"reloads_ok\":%"
+          PRIu64 ",\"reloads_failed\":%" PRIu64 ",\"last_reload\":\"",
+          rt->version, (double)(uv_hrtime() - rt->started_ns) / 1e9,
+          rt->reloads_ok, rt->reloads_failed);
+  add_label(b, rt->last_reload);
+  add_fmt(b, "\",\"lua_memory\":%zu,\"loop_lag_ms\":%" PRIu64
+          ",\"open_fds\":%d,\"services\":[", rt->budget.mem_used,
+          rt->loop_lag_ms, open_fds());
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (!first) luaL_addchar(b, ',');
+    first = 0;
+    json_service(b, svc);
+  }
+  luaL_addstring(b, "]}");
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * A table for people
+ * =================================================================== */
+
+static void text_header(luaL_Buffer *b, struct lunet_runtime *rt) {
+  uint64_t up = (uv_hrtime() - rt->started_ns) / 1000000000u;
+  add_fmt(b, "lunet %s  pid %ld  %s (version %u)  up %" PRIu64 "h%02" PRIu64
+          "m%02" PRIu64 "s\n", LUNET_VERSION, (long)getpid(),
+          rt->script_path, rt->version, up / 3600, up / 60 % 60, up % 60);
+  add_fmt(b, "reloads: %" PRIu64 " ok, %" PRIu64 " failed; last: %s\n",
+          rt->reloads_ok, rt->reloads_failed, rt->last_reload);
+  add_fmt(b, "lua memory %.1f MiB  loop lag %" PRIu64 " ms  open fds %d\n\n",
+          (double)rt->budget.mem_used / 1048576.0, rt->loop_lag_ms,
+          open_fds());
+  add_fmt(b, "%-14s %-4s %-22s %7s %9s %9s %9s %9s %7s %7s %7s\n",
+          "SERVICE", "KIND", "ADDR", "ACTIVE", "ACCEPTED", "MSG/S",
+          "IN KB/S", "OUT KB/S", "ERRORS", "REFUSED", "P99 MS");
+}
+
+static void text_service(luaL_Buffer *b, const struct lunet_service *svc) {
+  const struct lunet_metrics *m = &svc->metrics;
+  char p99[16] = "-";
+  if (svc->kind == LUNET_KIND_HTTP && m->latency_count > 0)
+    snprintf(p99, sizeof p99, "%g", quantile(m, 0.99) * 1000);
+  add_fmt(b, "%-14.14s %-4s %-22.22s %7zu %9" PRIu64 " %9.1f %9.1f %9.1f "
+          "%7" PRIu64 " %7" PRIu64 " %7s\n", svc->name, kind_name(svc),
+          svc->bound, svc->nconns, m->accepted, svc->rate_messages,
+          svc->rate_bytes_in / 1024, svc->rate_bytes_out / 1024,
+          m->handler_errors, m->refused, p99);
+}
+
+void lunet_metrics_text(lua_State *L, struct lunet_runtime *rt,
+                        void *buffer) {
+  luaL_Buffer *b = buffer;
+  struct lunet_service *svc;
+  (void)L;
+  text_header(b, rt);
+  FOR_EACH_LIVE_SERVICE(svc, rt) text_service(b, svc);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * GET /metrics
+ * =================================================================== */
+
+/* handler(req, res) of the metrics service, in C. */
+static int metrics_handler(lua_State *L) {
+  struct lunet_runtime *rt = lunet_rt(L);
+  luaL_Buffer b;
+  lua_getfield(L, 1, "path");
+  int found = strcmp(luaL_optstring(L, -1, ""), "/metrics") == 0;
+  lua_getfield(L, 2, "send");
+  lua_pushvalue(L, 2);
+  lua_pushinteger(L, found ? 200 : 404);
+  luaL_buffinit(L, &b);
+  if (found)
+    lunet_metrics_prometheus(L, rt, &b);
+  else
+    luaL_addstring(&b, "Not Found (try /metrics)\n");
+  luaL_pushresult(&b);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "text/plain; version=0.0.4; charset=utf-8");
+  lua_setfield(L, -2, "Content-Type");
+  lua_call(L, 4, 0);
+  return 0;
+}
+
+int lunet_metrics_serve(struct lunet_runtime *rt, const char *addr) {
+  struct lunet_service *svc = lunet_service_new(rt, "metrics");
+  int refs[LUNET_HANDLER_COUNT];
+  if (svc == NULL) return UV_ENOMEM;
+  svc->kind = LUNET_KIND_HTTP;
+  svc->internal = 1;
+  svc->opt.framing = LUNET_FRAMING_HTTP;
+  if (lunet_service_set_addr(svc, addr) < 0) {
+    lunet_log(LUNET_LOG_ERROR, "metrics: not an address", "addr", addr, NULL);
+    lunet_service_free(svc);
+    return UV_EINVAL;
+  }
+  for (int h = 0; h < LUNET_HANDLER_COUNT; h++) refs[h] = LUA_NOREF;
+  lua_pushcfunction(rt->L, metrics_handler);
+  refs[LUNET_ON_REQUEST] = luaL_ref(rt->L, LUA_REGISTRYINDEX);
+  lunet_service_set_handlers(rt->L, svc, refs);
+  lunet_list_push(&rt->services, &svc->node);
+  return lunet_service_listen(svc);
+}
+
+/* }================================================================== */
