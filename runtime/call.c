@@ -38,13 +38,21 @@ static void log_call_error(lua_State *L, const struct lunet_call_ctx *ctx) {
   lunet_log_pairs(LUNET_LOG_ERROR, "handler error", kv, n);
 }
 
+/* One loop, one Lua state per process: a plain static is the context. */
+static const struct lunet_call_ctx *current_ctx;
+
+const struct lunet_call_ctx *lunet_call_current(void) { return current_ctx; }
+
 int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx) {
   struct lunet_budget *budget = &lunet_rt(L)->budget;
+  const struct lunet_call_ctx *outer = current_ctx;
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, lunet_traceback);
   lua_insert(L, base);
   lunet_budget_enter(L, budget);
+  current_ctx = ctx;
   int status = lua_pcall(L, nargs, 0, base);
+  current_ctx = outer;
   lunet_budget_leave(L, budget);
   if (status != LUA_OK) {
     log_call_error(L, ctx);

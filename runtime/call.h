@@ -22,6 +22,10 @@ struct lunet_call_ctx {
  * status; the caller decides what the error costs. */
 int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx);
 
+/* The context of the handler call running now (NULL outside one), so log
+ * records made by a handler carry its service, conn and peer. */
+const struct lunet_call_ctx *lunet_call_current(void);
+
 /* The message handler lunet_call uses: message plus traceback. */
 int lunet_traceback(lua_State *L);
 

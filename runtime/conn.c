@@ -32,6 +32,7 @@ struct write_req {
 };
 
 static void conn_set_reading(struct lunet_conn *c);
+static void conn_log_lifecycle(struct lunet_conn *c, const char *what);
 
 /* {==================================================================
  * Event dispatch into Lua
@@ -248,6 +249,7 @@ static void conn_close_cb(uv_handle_t *h) {
   lua_State *L = c->svc->rt->L;
   c->state = CONN_CLOSED;
   c->svc->metrics.closed[lunet_metrics_reason(c->close_reason)]++;
+  conn_log_lifecycle(c, "conn closed");
   lua_pushstring(L, c->close_reason);
   conn_dispatch(c, LUNET_ON_CLOSE, 1);
   lunet_conn_push(L, c);
@@ -391,11 +393,24 @@ static void conn_register(struct lunet_conn *c, enum lunet_conn_state state) {
   c->svc->metrics.accepted++;
 }
 
+/* --log-level debug: one record when a conn opens and one when it is
+ * gone, each with service, conn and peer. */
+static void conn_log_lifecycle(struct lunet_conn *c, const char *what) {
+  char id[24], peer[LUNET_ADDR_STRLEN] = "";
+  if (!lunet_log_enabled(LUNET_LOG_DEBUG)) return;
+  snprintf(id, sizeof id, "%" PRIu64, c->id);
+  lunet_addr_format(&c->peer.sa, peer, sizeof peer);
+  lunet_log(LUNET_LOG_DEBUG, what, "service", c->svc->name, "conn", id,
+            "peer", peer, "reason", c->state == CONN_CLOSED ? c->close_reason
+                                                            : "", NULL);
+}
+
 static void conn_start(struct lunet_conn *c) {
   int len = sizeof c->peer;
   uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len);
   uv_tcp_nodelay(&c->tcp, 1);
   c->last_read_ms = uv_now(c->tcp.loop);
+  conn_log_lifecycle(c, "conn open");
   c->state = CONN_OPEN;
   if (c->framing == LUNET_FRAMING_HTTP && lunet_http_attach(c) < 0)
     return lunet_conn_close(c, "ENOMEM", 0);

@@ -12,6 +12,9 @@
 
 #include <lauxlib.h>
 
+#include "addr.h"
+#include "call.h"
+
 #define LOG_RECORD_MAX 16384
 #define LOG_PAIRS_MAX 32
 
@@ -259,24 +262,42 @@ static int collect_keys(lua_State *L, int fields, const char **keys) {
   return n;
 }
 
-static int log_record(lua_State *L, int level) {
-  const char *kv[2 * LOG_PAIRS_MAX];
-  const char *keys[LOG_PAIRS_MAX];
+/* Inside a handler call the record starts with its service, conn and
+ * peer, so one client's story can be followed with grep. */
+static int context_pairs(const char **kv, char *id, char *peer) {
+  const struct lunet_call_ctx *ctx = lunet_call_current();
   int n = 0;
+  if (ctx == NULL) return 0;
+  if (ctx->service) kv[2 * n] = "service", kv[2 * n++ + 1] = ctx->service;
+  if (ctx->conn_id) {
+    snprintf(id, 24, "%llu", (unsigned long long)ctx->conn_id);
+    kv[2 * n] = "conn", kv[2 * n++ + 1] = id;
+  }
+  if (ctx->peer && lunet_addr_format(ctx->peer, peer, LUNET_ADDR_STRLEN) == 0)
+    kv[2 * n] = "peer", kv[2 * n++ + 1] = peer;
+  return n;
+}
+
+static int log_record(lua_State *L, int level) {
+  const char *kv[2 * (LOG_PAIRS_MAX + 3)];
+  const char *keys[LOG_PAIRS_MAX];
+  char id[24], peer[LUNET_ADDR_STRLEN];
+  int n = 0, nctx;
   if (!lunet_log_enabled(level)) return 0;
   const char *msg = luaL_tolstring(L, 1, NULL);
+  nctx = context_pairs(kv, id, peer);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checkstack(L, LOG_PAIRS_MAX + 4, "too many log fields");
     n = collect_keys(L, 2, keys);
     for (int i = 0; i < n; i++) {
       lua_getfield(L, 2, keys[i]);
-      kv[2 * i] = keys[i];
-      kv[2 * i + 1] = luaL_tolstring(L, -1, NULL); /* stays on the stack */
+      kv[2 * (nctx + i)] = keys[i];
+      kv[2 * (nctx + i) + 1] = luaL_tolstring(L, -1, NULL); /* stays put */
       lua_remove(L, -2);
     }
   }
-  lunet_log_pairs(level, msg, kv, n);
+  lunet_log_pairs(level, msg, kv, nctx + n);
   return 0;
 }
 

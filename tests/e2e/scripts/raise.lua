@@ -11,6 +11,9 @@ return {
       if data:find("boom", 1, true) then
         error("boom requested")
       end
+      if data:find("log", 1, true) then
+        lunet.log.info("handler says", { extra = "field" })
+      end
       if data:find("close", 1, true) then
         conn:write("bye\n")
         conn:close()
