@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -45,10 +46,12 @@ static int parse_ipv4(const char *text, struct sockaddr_storage *out) {
   if (parse_port(colon + 1, &port) < 0) return UV_EINVAL;
   if (hlen == 0 || strcmp(host, "*") == 0) strcpy(host, "0.0.0.0");
   if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
-  struct in_addr probe;
-  /* inet_pton rejects the shorthand forms ("127.1") uv_ip4_addr allows. */
-  if (inet_pton(AF_INET, host, &probe) != 1) return UV_EINVAL;
-  return uv_ip4_addr(host, port, (struct sockaddr_in *)out);
+  struct sockaddr_in *in = (struct sockaddr_in *)out;
+  /* inet_pton rejects the shorthand forms ("127.1") inet_aton allows. */
+  if (inet_pton(AF_INET, host, &in->sin_addr) != 1) return UV_EINVAL;
+  in->sin_family = AF_INET;
+  in->sin_port = htons((uint16_t)port);
+  return 0;
 }
 
 int lunet_addr_parse(const char *text, struct sockaddr_storage *out) {
@@ -58,9 +61,33 @@ int lunet_addr_parse(const char *text, struct sockaddr_storage *out) {
   return parse_ipv4(text, out) < 0 ? UV_EINVAL : 0;
 }
 
+static char *put_decimal(char *p, unsigned v) {
+  char digits[8];
+  int n = 0;
+  do digits[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  while (n > 0) *p++ = digits[--n];
+  return p;
+}
+
+/* UDP formats a peer for every datagram: IPv4 without printf. */
+static int format_ipv4(const struct sockaddr_in *in, char *buf) {
+  const unsigned char *a = (const unsigned char *)&in->sin_addr;
+  char *p = buf;
+  for (int i = 0; i < 4; i++) {
+    p = put_decimal(p, a[i]);
+    *p++ = i < 3 ? '.' : ':';
+  }
+  p = put_decimal(p, ntohs(in->sin_port));
+  *p = '\0';
+  return 0;
+}
+
 int lunet_addr_format(const struct sockaddr *sa, char *buf, size_t cap) {
   char host[INET6_ADDRSTRLEN];
   int n;
+  if (sa->sa_family == AF_INET && cap >= sizeof "255.255.255.255:65535")
+    return format_ipv4((const struct sockaddr_in *)sa, buf);
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
     uv_ip4_name(in, host, sizeof host);
