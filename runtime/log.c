@@ -262,19 +262,32 @@ static int collect_keys(lua_State *L, int fields, const char **keys) {
   return n;
 }
 
-/* Inside a handler call the record starts with its service, conn and
- * peer, so one client's story can be followed with grep. */
-static int context_pairs(const char **kv, char *id, char *peer) {
+static int has_key(const char *const *kv, int n, const char *key) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(kv[2 * i], key) == 0) return 1;
+  return 0;
+}
+
+static int add_pair(const char **kv, int n, const char *key,
+                    const char *value) {
+  if (has_key(kv, n, key)) return n; /* the handler's own field wins */
+  kv[2 * n] = key;
+  kv[2 * n + 1] = value;
+  return n + 1;
+}
+
+/* Inside a handler call the record ends with its service, conn and peer,
+ * so one client's story can be followed with grep. */
+static int context_pairs(const char **kv, int n, char *id, char *peer) {
   const struct lunet_call_ctx *ctx = lunet_call_current();
-  int n = 0;
-  if (ctx == NULL) return 0;
-  if (ctx->service) kv[2 * n] = "service", kv[2 * n++ + 1] = ctx->service;
+  if (ctx == NULL) return n;
+  if (ctx->service) n = add_pair(kv, n, "service", ctx->service);
   if (ctx->conn_id) {
     snprintf(id, 24, "%llu", (unsigned long long)ctx->conn_id);
-    kv[2 * n] = "conn", kv[2 * n++ + 1] = id;
+    n = add_pair(kv, n, "conn", id);
   }
   if (ctx->peer && lunet_addr_format(ctx->peer, peer, LUNET_ADDR_STRLEN) == 0)
-    kv[2 * n] = "peer", kv[2 * n++ + 1] = peer;
+    n = add_pair(kv, n, "peer", peer);
   return n;
 }
 
@@ -282,22 +295,22 @@ static int log_record(lua_State *L, int level) {
   const char *kv[2 * (LOG_PAIRS_MAX + 3)];
   const char *keys[LOG_PAIRS_MAX];
   char id[24], peer[LUNET_ADDR_STRLEN];
-  int n = 0, nctx;
+  int n = 0;
   if (!lunet_log_enabled(level)) return 0;
   const char *msg = luaL_tolstring(L, 1, NULL);
-  nctx = context_pairs(kv, id, peer);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checkstack(L, LOG_PAIRS_MAX + 4, "too many log fields");
     n = collect_keys(L, 2, keys);
     for (int i = 0; i < n; i++) {
       lua_getfield(L, 2, keys[i]);
-      kv[2 * (nctx + i)] = keys[i];
-      kv[2 * (nctx + i) + 1] = luaL_tolstring(L, -1, NULL); /* stays put */
+      kv[2 * i] = keys[i];
+      kv[2 * i + 1] = luaL_tolstring(L, -1, NULL); /* stays on the stack */
       lua_remove(L, -2);
     }
   }
-  lunet_log_pairs(level, msg, kv, nctx + n);
+  n = context_pairs(kv, n, id, peer);
+  lunet_log_pairs(level, msg, kv, n);
   return 0;
 }
 
