@@ -61,18 +61,24 @@ const char *lunet__http_reason(int status) {
   }
 }
 
-/* Formatted at most once a second: every response carries it. */
-static const char *http_date(void) {
-  static char buf[40];
-  static time_t cached = -1;
-  time_t now = time(NULL);
-  if (now != cached) {
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    cached = now;
-  }
-  return buf;
+/* The status line, Server and Date of a 200, formatted at most once a
+ * second (every response carries them); other statuses are formatted
+ * each time. */
+struct head_cache {
+  time_t second;
+  size_t len;
+  char text[128];
+};
+
+static void format_head(char *out, size_t cap, int status, time_t now,
+                        size_t *len) {
+  struct tm tm;
+  char date[40];
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nServer: lunet\r\nDate: "
+                   "%s\r\n", status, lunet__http_reason(status), date);
+  *len = n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
 static int body_allowed(int status) {
@@ -80,24 +86,40 @@ static int body_allowed(int status) {
 }
 
 static void add_status_line(luaL_Buffer *b, int status) {
+  static struct head_cache ok = {-1, 0, ""};
   char line[192]; /* the longest reason phrase and date fit */
-  int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nServer: lunet\r\n"
-                   "Date: %s\r\n", status, lunet__http_reason(status),
-                   http_date());
-  if (n < 0 || (size_t)n >= sizeof line) n = 0;
-  luaL_addlstring(b, line, (size_t)n);
+  size_t n;
+  time_t now = time(NULL);
+  if (status != 200) {
+    format_head(line, sizeof line, status, now, &n);
+    luaL_addlstring(b, line, n);
+    return;
+  }
+  if (ok.second != now) {
+    format_head(ok.text, sizeof ok.text, 200, now, &ok.len);
+    ok.second = now;
+  }
+  luaL_addlstring(b, ok.text, ok.len);
+}
+
+/* Decimal without printf: this runs for every response. */
+static void add_decimal(luaL_Buffer *b, unsigned long long v) {
+  char digits[24];
+  int n = 0;
+  do digits[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  while (n > 0) luaL_addchar(b, digits[--n]);
 }
 
 static void add_framing(luaL_Buffer *b, struct lunet_http *h, int status,
                         long long length, int close) {
-  char line[64];
-  int n = 0;
-  if (length >= 0 && body_allowed(status))
-    n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", length);
-  else if (length == -1)
-    n = snprintf(line, sizeof line, "Transfer-Encoding: chunked\r\n");
-  if (n < 0 || (size_t)n >= sizeof line) n = 0;
-  luaL_addlstring(b, line, (size_t)n);
+  if (length >= 0 && body_allowed(status)) {
+    luaL_addstring(b, "Content-Length: ");
+    add_decimal(b, (unsigned long long)length);
+    luaL_addstring(b, "\r\n");
+  } else if (length == -1) {
+    luaL_addstring(b, "Transfer-Encoding: chunked\r\n");
+  }
   if (close)
     luaL_addstring(b, "Connection: close\r\n");
   else if (h->http10)
