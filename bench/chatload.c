@@ -41,7 +41,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +49,8 @@
 #include <unistd.h>
 
 #include <uv.h>
+
+#include "common.h"
 
 #define MAX_CLIENTS 60000
 #define MAX_SENDERS 256
@@ -64,60 +65,7 @@
 #define ALARM_SLACK_S 10
 #define READ_BUF_SIZE (64 * 1024)
 #define LINE_MAX_BYTES (MAX_SIZE + 256)
-#define MAX_DURATION_S 120.0
-#define MAX_WARMUP_S 60.0
 #define TICK_MS 1 /* steady-rate sender period */
-
-/* {==================================================================
- * Latency histogram: log-linear buckets, 64 per power of two (error under
- * 1.6%), over nanoseconds. Fixed size whatever the run length.
- * =================================================================== */
-
-#define HIST_SUB_BITS 6
-#define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_SUB)
-
-struct hist {
-  uint64_t count[HIST_BUCKETS];
-  uint64_t total;
-};
-
-static int hist_index(uint64_t v) {
-  if (v < HIST_SUB) return (int)v;
-  int exp = 63 - __builtin_clzll(v); /* >= HIST_SUB_BITS */
-  int shift = exp - HIST_SUB_BITS;
-  int sub = (int)(v >> shift) - HIST_SUB;
-  return HIST_SUB + shift * HIST_SUB + sub;
-}
-
-/* The midpoint of bucket i, inverting hist_index. */
-static double hist_value(int i) {
-  if (i < HIST_SUB) return i;
-  int shift = (i - HIST_SUB) / HIST_SUB;
-  int sub = (i - HIST_SUB) % HIST_SUB;
-  double low = (double)((uint64_t)(HIST_SUB + sub) << shift);
-  return low + (double)((uint64_t)1 << shift) / 2.0;
-}
-
-static void hist_add(struct hist *h, uint64_t v) {
-  h->count[hist_index(v)]++;
-  h->total++;
-}
-
-/* Nearest-rank percentile, q in (0, 1]. */
-static double hist_percentile(const struct hist *h, double q) {
-  uint64_t rank = (uint64_t)(q * (double)h->total + 0.999999);
-  uint64_t seen = 0;
-  if (h->total == 0) return 0.0;
-  if (rank == 0) rank = 1;
-  for (int i = 0; i < HIST_BUCKETS; i++) {
-    seen += h->count[i];
-    if (seen >= rank) return hist_value(i);
-  }
-  return hist_value(HIST_BUCKETS - 1);
-}
-
-/* }================================================================== */
 
 /* {==================================================================
  * State
@@ -168,7 +116,7 @@ static uv_timer_t phase_timer, tick_timer;
 static struct client *clients;
 static struct sender *senders;
 static uint64_t *last_seq; /* [client][sender]: last seq received */
-static struct hist latency;
+static struct bench_hist latency;
 static enum phase phase = PH_JOIN;
 static unsigned started, connected, joined, synced;
 static uint64_t t_start, t_joined, measure_start, measure_end, steady_start;
@@ -178,24 +126,11 @@ static uint64_t sent_m, delivered_m, in_flight_end;
 static uint64_t steady_sent;
 static long rss_before = -1, rss_joined = -1, rss_end = -1;
 static long long cpu0 = -1, cpu1 = -1;
-static unsigned errors;
-static char reason[256];
 static char read_buf[READ_BUF_SIZE]; /* consumed before read_cb returns */
 static char pad[MAX_SIZE];
 
+/* Also what bench_fail calls: every failure ends the run. */
 static void stop_all(void);
-
-/* Keeps the first reason only: later errors are usually its echoes. */
-static void fail(const char *fmt, ...) {
-  errors++;
-  if (reason[0] == '\0') {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-  }
-  stop_all();
-}
 
 /* }================================================================== */
 
@@ -247,32 +182,27 @@ struct write_req {
   char data[];
 };
 
-static void write_cb(uv_write_t *req, int status) {
-  free(req);
-  if (status < 0 && status != UV_ECANCELED)
-    fail("write: %s", uv_strerror(status));
-}
-
 /* Sends now what the socket takes, queues a copy of the rest. */
 static void client_write(struct client *c, const char *p, size_t n) {
   uv_buf_t buf = uv_buf_init((char *)p, (unsigned int)n);
   int r = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
   if (r == (int)n) return;
   if (r < 0 && r != UV_EAGAIN) {
-    fail("c%u: write: %s", c->id, uv_strerror(r));
+    bench_fail("c%u: write: %s", c->id, uv_strerror(r));
     return;
   }
   if (r < 0) r = 0;
   struct write_req *w = malloc(sizeof *w + n - (size_t)r);
   if (w == NULL) {
-    fail("out of memory");
+    bench_fail("out of memory");
     return;
   }
   memcpy(w->data, p + r, n - (size_t)r);
   buf = uv_buf_init(w->data, (unsigned int)(n - (size_t)r));
-  if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb)) < 0) {
+  if ((r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, bench_write_cb)) <
+      0) {
     free(w);
-    fail("c%u: write: %s", c->id, uv_strerror(r));
+    bench_fail("c%u: write: %s", c->id, uv_strerror(r));
   }
 }
 
@@ -330,10 +260,6 @@ static void start_sending(void) {
  * Phases: join -> sync -> warmup -> measure -> drain -> done
  * =================================================================== */
 
-static uint64_t ms(double seconds) {
-  return (uint64_t)(seconds * 1000.0 + 0.5);
-}
-
 static void phase_cb(uv_timer_t *timer);
 
 /* Deliveries still owed: every message sent, to every client. */
@@ -351,7 +277,7 @@ static void begin_sync(void) {
 
 static void begin_warmup(void) {
   phase = PH_WARMUP;
-  uv_timer_start(&phase_timer, phase_cb, ms(opt.warmup_s), 0);
+  uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.warmup_s), 0);
   start_sending();
 }
 
@@ -361,7 +287,7 @@ static void begin_measure(void) {
   sent_at_measure = sent_total;
   delivered_at_measure = delivered_total;
   cpu0 = read_cpu_ticks();
-  uv_timer_start(&phase_timer, phase_cb, ms(opt.duration_s), 0);
+  uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.duration_s), 0);
 }
 
 static void maybe_done_draining(void) {
@@ -384,12 +310,12 @@ static void phase_cb(uv_timer_t *timer) {
   (void)timer;
   switch (phase) {
     case PH_JOIN:
-      fail("join timeout: %u of %u connected, %u joined after %d ms", connected,
-           opt.clients, joined, JOIN_TIMEOUT_MS);
+      bench_fail("join timeout: %u of %u connected, %u joined after %d ms",
+                 connected, opt.clients, joined, JOIN_TIMEOUT_MS);
       break;
     case PH_SYNC:
-      fail("sync timeout: %u of %u clients got the sync line", synced,
-           opt.clients);
+      bench_fail("sync timeout: %u of %u clients got the sync line", synced,
+                 opt.clients);
       break;
     case PH_WARMUP:
       begin_measure();
@@ -452,13 +378,13 @@ static void on_room_line(struct client *c, const char *s, size_t n) {
   while (p < end && *p >= '0' && *p <= '9')
     from = from * 10 + (unsigned)(*p++ - '0');
   if (end - p < 2 || p[0] != ':' || p[1] != ' ') {
-    fail("c%u: unexpected line: %.*s", c->id, (int)n, s);
+    bench_fail("c%u: unexpected line: %.*s", c->id, (int)n, s);
     return;
   }
   p += 2;
   if (end - p == 4 && memcmp(p, "sync", 4) == 0 && from == 1) {
     if (phase != PH_SYNC || c->synced) {
-      fail("c%u: sync line out of place", c->id);
+      bench_fail("c%u: sync line out of place", c->id);
       return;
     }
     c->synced = 1;
@@ -467,7 +393,7 @@ static void on_room_line(struct client *c, const char *s, size_t n) {
   }
   if (from < 1 || from > opt.senders || (size_t)(end - p) != opt.size ||
       *p != 'm') {
-    fail("c%u: unexpected line: %.*s", c->id, (int)n, s);
+    bench_fail("c%u: unexpected line: %.*s", c->id, (int)n, s);
     return;
   }
   uint64_t seq = strtoull(p + 1, NULL, 10);
@@ -475,15 +401,15 @@ static void on_room_line(struct client *c, const char *s, size_t n) {
   uint64_t *last = &last_seq[(size_t)(c->id - 1) * opt.senders + sidx];
   struct sender *sd = &senders[sidx];
   if (seq != *last + 1 || seq > sd->sent) {
-    fail("c%u: from c%lu got m%" PRIu64 " after m%" PRIu64
-         " (sent up to %" PRIu64 ")",
-         c->id, from, seq, *last, sd->sent);
+    bench_fail("c%u: from c%lu got m%" PRIu64 " after m%" PRIu64
+               " (sent up to %" PRIu64 ")",
+               c->id, from, seq, *last, sd->sent);
     return;
   }
   *last = seq;
   delivered_total++;
   if (phase == PH_MEASURE)
-    hist_add(&latency, uv_hrtime() - sd->sent_at[seq % RING]);
+    bench_hist_add(&latency, uv_hrtime() - sd->sent_at[seq % RING]);
   if (++sd->got[seq % RING] == opt.clients) {
     while (sd->complete < sd->sent &&
            sd->got[(sd->complete + 1) % RING] == opt.clients)
@@ -521,7 +447,7 @@ static void on_line(struct client *c, const char *s, size_t n) {
     default:
       break;
   }
-  fail("c%u: unexpected line: %.*s", c->id, (int)n, s);
+  bench_fail("c%u: unexpected line: %.*s", c->id, (int)n, s);
 }
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -534,11 +460,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct client *c = (struct client *)stream;
   if (phase == PH_DONE) return;
   if (nread == UV_EOF) {
-    fail("c%u: server closed the connection", c->id);
+    bench_fail("c%u: server closed the connection", c->id);
     return;
   }
   if (nread < 0) {
-    fail("c%u: read: %s", c->id, uv_strerror((int)nread));
+    bench_fail("c%u: read: %s", c->id, uv_strerror((int)nread));
     return;
   }
   const char *p = buf->base, *end = buf->base + nread;
@@ -546,7 +472,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
     if (c->len + n > sizeof c->line) {
-      fail("c%u: line over %zu bytes", c->id, sizeof c->line);
+      bench_fail("c%u: line over %zu bytes", c->id, sizeof c->line);
       return;
     }
     if (nl && c->len == 0) {
@@ -575,13 +501,14 @@ static void connect_cb(uv_connect_t *req, int status) {
   struct client *c = (struct client *)req->handle;
   if (status == UV_ECANCELED || phase == PH_DONE) return;
   if (status < 0) {
-    fail("c%u: connect %s: %s", c->id, opt.addr_text, uv_strerror(status));
+    bench_fail("c%u: connect %s: %s", c->id, opt.addr_text,
+               uv_strerror(status));
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
   int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
   if (r < 0) {
-    fail("c%u: read start: %s", c->id, uv_strerror(r));
+    bench_fail("c%u: read start: %s", c->id, uv_strerror(r));
     return;
   }
   c->state = CS_WELCOME;
@@ -596,7 +523,7 @@ static void start_next(void) {
     int r = uv_tcp_connect(&c->connect_req, &c->tcp,
                            (const struct sockaddr *)&opt.addr, connect_cb);
     if (r < 0) {
-      fail("c%u: connect: %s", c->id, uv_strerror(r));
+      bench_fail("c%u: connect: %s", c->id, uv_strerror(r));
       return;
     }
   }
@@ -636,122 +563,43 @@ static void usage(FILE *f) {
           "--warmup 1.\n");
 }
 
-static int parse_port(const char *s, int *port) {
-  int value = 0;
-  size_t n = strlen(s);
-  if (n == 0 || n > 5) return UV_EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return UV_EINVAL;
-    value = value * 10 + (s[i] - '0');
-  }
-  if (value == 0 || value > 65535) return UV_EINVAL;
-  *port = value;
-  return 0;
-}
-
-/* Accepts IP:PORT and [IPv6]:PORT; nothing is resolved. */
-static int parse_addr(const char *text, struct sockaddr_storage *out) {
-  char host[64];
-  const char *colon = strrchr(text, ':');
-  const char *start = text;
-  int port;
-  if (colon == NULL || parse_port(colon + 1, &port) < 0) return UV_EINVAL;
-  size_t hlen = (size_t)(colon - text);
-  int v6 = text[0] == '[';
-  if (v6) {
-    if (hlen < 3 || text[hlen - 1] != ']') return UV_EINVAL;
-    start++;
-    hlen -= 2;
-  }
-  if (hlen == 0 || hlen >= sizeof host) return UV_EINVAL;
-  memcpy(host, start, hlen);
-  host[hlen] = '\0';
-  memset(out, 0, sizeof *out);
-  if (v6) return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out);
-  return uv_ip4_addr(host, port, (struct sockaddr_in *)out);
-}
-
-/* A load generator aimed elsewhere is a flood tool; only 127/8 and ::1. */
-static int is_loopback(const struct sockaddr_storage *ss) {
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-  }
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-  }
-  return 0;
-}
-
-static int parse_number(const char *s, double min, double max, double *out) {
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || *end != '\0' || !(v >= min && v <= max)) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_count(const char *s, unsigned long min, unsigned long max,
-                       unsigned long *out) {
-  char *end;
-  if (*s < '0' || *s > '9') return -1; /* strtoul would take "-1" */
-  unsigned long v = strtoul(s, &end, 10);
-  if (*end != '\0' || v < min || v > max) return -1;
-  *out = v;
-  return 0;
-}
-
-static int bad_option(const char *name, const char *value, const char *why) {
-  fprintf(stderr, "chatload: bad %s '%s': %s\n", name, value, why);
-  return -1;
-}
-
 static int parse_one(int ch, const char *v) {
   unsigned long n;
   switch (ch) {
     case 'a':
       opt.addr_text = v;
-      if (parse_addr(v, &opt.addr) < 0)
-        return bad_option("--addr", v, "want IP:PORT or [IPv6]:PORT, port>0");
-      if (!is_loopback(&opt.addr))
-        return bad_option("--addr", v, "only 127.0.0.0/8 and ::1 allowed");
-      return 0;
+      return bench_parse_loopback(v, &opt.addr);
     case 'c':
-      if (parse_count(v, 1, MAX_CLIENTS, &n) < 0)
-        return bad_option("--clients", v, "want an integer 1..60000");
+      if (bench_parse_count(v, 1, MAX_CLIENTS, &n) < 0)
+        return bench_bad_option("--clients", v, "want an integer 1..60000");
       opt.clients = (unsigned)n;
       return 0;
     case 'S':
-      if (parse_count(v, 1, MAX_SENDERS, &n) < 0)
-        return bad_option("--senders", v, "want an integer 1..256");
+      if (bench_parse_count(v, 1, MAX_SENDERS, &n) < 0)
+        return bench_bad_option("--senders", v, "want an integer 1..256");
       opt.senders = (unsigned)n;
       return 0;
     case 'W':
-      if (parse_count(v, 1, MAX_WINDOW, &n) < 0)
-        return bad_option("--window", v, "want an integer 1..1024");
+      if (bench_parse_count(v, 1, MAX_WINDOW, &n) < 0)
+        return bench_bad_option("--window", v, "want an integer 1..1024");
       opt.window = (unsigned)n;
       return 0;
     case 'r':
-      if (parse_number(v, 0, 1e7, &opt.rate) < 0)
-        return bad_option("--rate", v, "want messages/s in [0, 1e7]");
+      if (bench_parse_number(v, 0, 1e7, &opt.rate) < 0)
+        return bench_bad_option("--rate", v, "want messages/s in [0, 1e7]");
       return 0;
     case 's':
-      if (parse_count(v, MIN_SIZE, MAX_SIZE, &n) < 0)
-        return bad_option("--size", v, "want an integer 16..1024");
+      if (bench_parse_count(v, MIN_SIZE, MAX_SIZE, &n) < 0)
+        return bench_bad_option("--size", v, "want an integer 16..1024");
       opt.size = n;
       return 0;
     case 'd':
-      if (parse_number(v, 0.001, MAX_DURATION_S, &opt.duration_s) < 0)
-        return bad_option("--duration", v, "want seconds in (0, 120]");
-      return 0;
+      return bench_parse_duration(v, &opt.duration_s);
     case 'w':
-      if (parse_number(v, 0, MAX_WARMUP_S, &opt.warmup_s) < 0)
-        return bad_option("--warmup", v, "want seconds in [0, 60]");
-      return 0;
+      return bench_parse_warmup(v, &opt.warmup_s);
     case 'p':
-      if (parse_count(v, 1, 1UL << 22, &n) < 0)
-        return bad_option("--server-pid", v, "want a process id");
+      if (bench_parse_count(v, 1, 1UL << 22, &n) < 0)
+        return bench_bad_option("--server-pid", v, "want a process id");
       opt.server_pid = (long)n;
       return 0;
   }
@@ -771,34 +619,23 @@ static int parse_options(int argc, char **argv) {
       {"server-pid", required_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  int ch;
-  while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    }
-    if (ch == '?' || parse_one(ch, optarg) < 0) return -1;
-  }
-  if (optind < argc) return bad_option("argument", argv[optind], "unused");
+  if (bench_getopt(argc, argv, longopts, parse_one, usage) < 0) return -1;
   if (opt.addr_text == NULL) {
     fprintf(stderr, "chatload: --addr is required\n");
     return -1;
   }
   if (opt.senders > opt.clients)
-    return bad_option("--senders", "> --clients", "senders are clients");
-  if (opt.window >= RING) return bad_option("--window", "", "too large");
+    return bench_bad_option("--senders", "> --clients", "senders are clients");
+  if (opt.window >= RING) return bench_bad_option("--window", "", "too large");
   return 0;
 }
 
 /* Each client is a descriptor: take the hard limit, and say so if even
- * that is too low. */
+ * that is too low. Unlike idle_conns, a limit that cannot be read or set is
+ * not an error here; a refused setrlimit is checked as if it had worked. */
 static int raise_nofile(void) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 0;
-  if (rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  if (bench_raise_nofile(&rl) == -1) return 0;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < opt.clients + 64) {
     fprintf(stderr,
             "chatload: open-file limit %llu is too low for %u clients\n",
@@ -813,15 +650,6 @@ static int raise_nofile(void) {
 /* {==================================================================
  * Main
  * =================================================================== */
-
-/* The timers cannot stop a process stuck outside the loop; this can. */
-static void alarm_handler(int sig) {
-  static const char msg[] = "chatload: hard deadline passed, aborting\n";
-  (void)sig;
-  ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)r;
-  _exit(1);
-}
 
 static void report(void) {
   double secs = (double)(measure_end - measure_start) / 1e9;
@@ -850,15 +678,17 @@ static void report(void) {
          opt.clients, opt.senders, joined, join_s, secs, sent_m, delivered_m,
          secs > 0 ? (double)delivered_m / secs : 0.0,
          secs > 0 ? (double)sent_m / secs : 0.0,
-         hist_percentile(&latency, 0.50) / 1e3,
-         hist_percentile(&latency, 0.99) / 1e3, in_flight_end, missing,
+         bench_hist_percentile(&latency, 0.50) / 1e3,
+         bench_hist_percentile(&latency, 0.99) / 1e3, in_flight_end, missing,
          complete, join_notices, rss_before, rss_joined, rss_end, per_client,
-         ticks, cpu_us, errors);
+         ticks, cpu_us, bench_errors);
   fflush(stdout);
-  if (errors > 0) fprintf(stderr, "chatload: %s\n", reason);
+  if (bench_errors > 0) fprintf(stderr, "chatload: %s\n", bench_reason);
 }
 
 int main(int argc, char **argv) {
+  bench_prog = "chatload";
+  bench_on_fail(stop_all);
   if (parse_options(argc, argv) < 0) {
     usage(stderr);
     return 2;
@@ -866,9 +696,9 @@ int main(int argc, char **argv) {
   if (raise_nofile() < 0) return 1;
   memset(pad, 'x', sizeof pad);
   signal(SIGPIPE, SIG_IGN); /* a vanished server is an error code */
-  signal(SIGALRM, alarm_handler);
-  alarm((unsigned)((JOIN_TIMEOUT_MS + SYNC_TIMEOUT_MS + DRAIN_MS) / 1000 +
-                   opt.warmup_s + opt.duration_s + ALARM_SLACK_S));
+  bench_deadline(
+      (unsigned)((JOIN_TIMEOUT_MS + SYNC_TIMEOUT_MS + DRAIN_MS) / 1000 +
+                 opt.warmup_s + opt.duration_s + ALARM_SLACK_S));
   loop = uv_default_loop();
   uv_timer_init(loop, &phase_timer);
   uv_timer_init(loop, &tick_timer);
@@ -876,13 +706,13 @@ int main(int argc, char **argv) {
   rss_before = read_rss_kb();
   t_start = uv_hrtime();
   int r = clients_start();
-  if (r < 0) fail("setup: %s", uv_strerror(r));
+  if (r < 0) bench_fail("setup: %s", uv_strerror(r));
   uv_run(loop, UV_RUN_DEFAULT);
   r = uv_loop_close(loop);
-  if (r < 0 && errors == 0) fail("loop close: %s", uv_strerror(r));
-  if (errors == 0 && owed() > 0) {
-    errors++;
-    snprintf(reason, sizeof reason,
+  if (r < 0 && bench_errors == 0) bench_fail("loop close: %s", uv_strerror(r));
+  if (bench_errors == 0 && owed() > 0) {
+    bench_errors++;
+    snprintf(bench_reason, sizeof bench_reason,
              "%" PRIu64 " deliveries still missing %d ms after the window",
              owed(), DRAIN_MS);
   }
@@ -890,7 +720,7 @@ int main(int argc, char **argv) {
   free(clients);
   free(senders);
   free(last_seq);
-  return errors > 0 ? 1 : 0;
+  return bench_errors > 0 ? 1 : 0;
 }
 
 /* }================================================================== */

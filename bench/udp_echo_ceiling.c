@@ -15,13 +15,14 @@
 #endif
 
 #include <inttypes.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
+
+#include "common.h"
 
 #define BATCH 16            /* datagrams per recvmmsg, as lunet */
 #define DGRAM_MAX 65536     /* libuv's per-datagram slot */
@@ -40,63 +41,8 @@ struct pending_send {
 static char recv_buf[BATCH * DGRAM_MAX];
 
 static uv_udp_t sock;
-static uv_signal_t sigterm_handle, sigint_handle;
 static size_t queued_bytes;
 static uint64_t echoed, queued, dropped;
-
-/* {==================================================================
- * Addresses
- * =================================================================== */
-
-static int parse_port(const char *s, int *port) {
-  int value = 0;
-  size_t n = strlen(s);
-  if (n == 0 || n > 5) return UV_EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return UV_EINVAL;
-    value = value * 10 + (s[i] - '0');
-  }
-  if (value > 65535) return UV_EINVAL;
-  *port = value;
-  return 0;
-}
-
-/* Accepts IP:PORT and [IPv6]:PORT; nothing is resolved. */
-static int parse_addr(const char *text, struct sockaddr_storage *out) {
-  char host[64];
-  const char *colon = strrchr(text, ':');
-  const char *start = text;
-  int port;
-  if (colon == NULL || parse_port(colon + 1, &port) < 0) return UV_EINVAL;
-  size_t hlen = (size_t)(colon - text);
-  int v6 = text[0] == '[';
-  if (v6) {
-    if (hlen < 3 || text[hlen - 1] != ']') return UV_EINVAL;
-    start++;
-    hlen -= 2;
-  }
-  if (hlen == 0 || hlen >= sizeof host) return UV_EINVAL;
-  memcpy(host, start, hlen);
-  host[hlen] = '\0';
-  memset(out, 0, sizeof *out);
-  if (v6) return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out);
-  return uv_ip4_addr(host, port, (struct sockaddr_in *)out);
-}
-
-static void format_addr(const struct sockaddr *sa, char *buf, size_t cap) {
-  char host[64] = "?";
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(in6, host, sizeof host);
-    snprintf(buf, cap, "[%s]:%d", host, ntohs(in6->sin6_port));
-  } else {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    uv_ip4_name(in, host, sizeof host);
-    snprintf(buf, cap, "%s:%d", host, ntohs(in->sin_port));
-  }
-}
-
-/* }================================================================== */
 
 /* {==================================================================
  * Echo
@@ -168,22 +114,10 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
  * Startup and shutdown
  * =================================================================== */
 
-static void close_walk_cb(uv_handle_t *handle, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(handle)) uv_close(handle, NULL);
-}
-
-/* Closing every handle lets uv_run return, so main can close the loop;
- * queued sends come back to send_cb with UV_ECANCELED and are freed. */
-static void signal_cb(uv_signal_t *handle, int signum) {
-  (void)signum;
-  uv_walk(handle->loop, close_walk_cb, NULL);
-}
-
 static int start_socket(uv_loop_t *loop, const char *text) {
   struct sockaddr_storage ss;
   int r;
-  if (parse_addr(text, &ss) < 0) {
+  if (bench_parse_addr(text, 1, &ss) < 0) {
     fprintf(stderr, "udp_echo_ceiling: bad address '%s'\n", text);
     return UV_EINVAL;
   }
@@ -200,24 +134,6 @@ static int start_socket(uv_loop_t *loop, const char *text) {
   return r;
 }
 
-/* The benchmark script waits for this exact line to learn the port. */
-static void announce(void) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  char addr[80] = "?";
-  if (uv_udp_getsockname(&sock, (struct sockaddr *)&ss, &len) == 0)
-    format_addr((struct sockaddr *)&ss, addr, sizeof addr);
-  fprintf(stderr, "listening service=udp_echo proto=udp addr=%s\n", addr);
-  fflush(stderr);
-}
-
-static void start_signals(uv_loop_t *loop) {
-  uv_signal_init(loop, &sigterm_handle);
-  uv_signal_init(loop, &sigint_handle);
-  uv_signal_start(&sigterm_handle, signal_cb, SIGTERM);
-  uv_signal_start(&sigint_handle, signal_cb, SIGINT);
-}
-
 int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   if (argc != 2) {
@@ -225,13 +141,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (start_socket(loop, argv[1]) < 0) {
-    uv_walk(loop, close_walk_cb, NULL);
+    bench_close_all(loop, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     return 1;
   }
-  announce();
-  start_signals(loop);
+  bench_announce((uv_handle_t *)&sock, "udp_echo");
+  /* Queued sends come back to send_cb with UV_ECANCELED and are freed. */
+  bench_stop_on_signals(loop, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   fprintf(stderr,
           "udp_echo_ceiling: echoed=%" PRIu64 " queued=%" PRIu64

@@ -34,8 +34,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,68 +43,17 @@
 
 #include <uv.h>
 
+#include "common.h"
+
 #define ALARM_SLACK_S 5 /* hard stop after the timers should have */
 #define MAX_FLOWS 1024
 #define MAX_WINDOW 1024
 #define MIN_SIZE 16 /* the header */
 #define MAX_SIZE 65507
 #define MAX_TOTAL_BYTES ((size_t)256 * 1024 * 1024) /* flows*window*size */
-#define MAX_DURATION_S 120.0
-#define MAX_WARMUP_S 60.0
 #define MMSG_BATCH 64    /* datagrams per recvmmsg / sendmmsg */
 #define READ_ROUNDS 4    /* recvmmsg calls per wakeup, for fairness */
 #define MAGIC 0x4c504455 /* "UDPL" */
-
-/* {==================================================================
- * Latency histogram: log-linear buckets, 64 per power of two (error under
- * 1.6%), over nanoseconds. Fixed size whatever the run length.
- * =================================================================== */
-
-#define HIST_SUB_BITS 6
-#define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_SUB)
-
-struct hist {
-  uint64_t count[HIST_BUCKETS];
-  uint64_t total;
-};
-
-static int hist_index(uint64_t v) {
-  if (v < HIST_SUB) return (int)v;
-  int exp = 63 - __builtin_clzll(v); /* >= HIST_SUB_BITS */
-  int shift = exp - HIST_SUB_BITS;
-  int sub = (int)(v >> shift) - HIST_SUB;
-  return HIST_SUB + shift * HIST_SUB + sub;
-}
-
-/* The midpoint of bucket i, inverting hist_index. */
-static double hist_value(int i) {
-  if (i < HIST_SUB) return i;
-  int shift = (i - HIST_SUB) / HIST_SUB;
-  int sub = (i - HIST_SUB) % HIST_SUB;
-  double low = (double)((uint64_t)(HIST_SUB + sub) << shift);
-  return low + (double)((uint64_t)1 << shift) / 2.0;
-}
-
-static void hist_add(struct hist *h, uint64_t v) {
-  h->count[hist_index(v)]++;
-  h->total++;
-}
-
-/* Nearest-rank percentile, q in (0, 1]. */
-static double hist_percentile(const struct hist *h, double q) {
-  uint64_t rank = (uint64_t)(q * (double)h->total + 0.999999);
-  uint64_t seen = 0;
-  if (h->total == 0) return 0.0;
-  if (rank == 0) rank = 1;
-  for (int i = 0; i < HIST_BUCKETS; i++) {
-    seen += h->count[i];
-    if (seen >= rank) return hist_value(i);
-  }
-  return hist_value(HIST_BUCKETS - 1);
-}
-
-/* }================================================================== */
 
 /* {==================================================================
  * State
@@ -158,29 +105,16 @@ static struct options opt = {NULL, {0}, 16, 4, 64, 5.0, 1.0, 200.0};
 static uv_loop_t *loop;
 static uv_timer_t phase_timer, sweep_timer;
 static struct flow *flows;
-static struct hist latency;
+static struct bench_hist latency;
 static enum phase phase = PH_WARMUP;
 static uint64_t measure_start, measure_end;
 static uint64_t dgrams, sent, lost, late; /* measured window */
 static uint64_t total_dgrams;             /* whole run */
-static unsigned errors;
-static char reason[256];
 
 static char recv_bufs[MMSG_BATCH][MAX_SIZE + 1]; /* +1: spots oversize */
 
+/* Also what bench_fail calls: every failure ends the run. */
 static void stop_all(void);
-
-/* Keeps the first reason only: later errors are usually its echoes. */
-static void fail(const char *fmt, ...) {
-  errors++;
-  if (reason[0] == '\0') {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-  }
-  stop_all();
-}
 
 /* }================================================================== */
 
@@ -208,7 +142,7 @@ static void flow_watch(struct flow *f, int events) {
   if (f->events == events || phase == PH_DONE) return;
   f->events = events;
   int r = uv_poll_start(&f->poll, events, poll_cb);
-  if (r < 0) fail("flow %u: poll: %s", f->id, uv_strerror(r));
+  if (r < 0) bench_fail("flow %u: poll: %s", f->id, uv_strerror(r));
 }
 
 /* Hands the pending slots to the kernel, MMSG_BATCH per sendmmsg. A full
@@ -231,7 +165,7 @@ static void flow_flush(struct flow *f) {
     int k = sendmmsg(f->fd, msgs, n, MSG_DONTWAIT);
     if (k < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
-      fail("flow %u: send: %s", f->id, strerror(errno));
+      bench_fail("flow %u: send: %s", f->id, strerror(errno));
       return;
     }
     for (int i = 0; i < k; i++) f->slots[f->pending[done + i]].sent_at = now;
@@ -258,12 +192,12 @@ static void flow_flush(struct flow *f) {
 static void on_reply(struct flow *f, const char *p, size_t n, uint64_t now) {
   struct header h;
   if (n != opt.size) {
-    fail("flow %u: echo of %zu bytes, sent %zu", f->id, n, opt.size);
+    bench_fail("flow %u: echo of %zu bytes, sent %zu", f->id, n, opt.size);
     return;
   }
   memcpy(&h, p, sizeof h);
   if (h.magic != MAGIC || h.flow != f->id || h.slot >= opt.window) {
-    fail("flow %u: echo with a foreign header", f->id);
+    bench_fail("flow %u: echo with a foreign header", f->id);
     return;
   }
   struct slot *sl = &f->slots[h.slot];
@@ -274,12 +208,12 @@ static void on_reply(struct flow *f, const char *p, size_t n, uint64_t now) {
   if (memcmp(p, slot_buf(f, h.slot), n) != 0) {
     size_t at = 0;
     while (p[at] == slot_buf(f, h.slot)[at]) at++;
-    fail("flow %u: echo mismatch at byte %zu", f->id, at);
+    bench_fail("flow %u: echo mismatch at byte %zu", f->id, at);
     return;
   }
   total_dgrams++;
   if (phase == PH_MEASURE) {
-    hist_add(&latency, now - sl->sent_at);
+    bench_hist_add(&latency, now - sl->sent_at);
     dgrams++;
     f->done++;
   }
@@ -300,7 +234,7 @@ static void flow_read(struct flow *f) {
     int k = recvmmsg(f->fd, msgs, MMSG_BATCH, MSG_DONTWAIT, NULL);
     if (k < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-      fail("flow %u: receive: %s", f->id, strerror(errno));
+      bench_fail("flow %u: receive: %s", f->id, strerror(errno));
       return;
     }
     uint64_t now = uv_hrtime();
@@ -319,9 +253,9 @@ static void poll_cb(uv_poll_t *handle, int status, int events) {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
-      fail("flow %u: %s", f->id, strerror(err));
+      bench_fail("flow %u: %s", f->id, strerror(err));
     else
-      fail("flow %u: poll: %s", f->id, uv_strerror(status));
+      bench_fail("flow %u: poll: %s", f->id, uv_strerror(status));
     return;
   }
   if (events & UV_READABLE) flow_read(f);
@@ -410,16 +344,12 @@ static void sweep_cb(uv_timer_t *timer) {
  * Phases: warmup -> measure -> done, each ended by phase_timer
  * =================================================================== */
 
-static uint64_t ms(double seconds) {
-  return (uint64_t)(seconds * 1000.0 + 0.5);
-}
-
 static void phase_cb(uv_timer_t *timer) {
   (void)timer;
   if (phase == PH_WARMUP) {
     phase = PH_MEASURE;
     measure_start = uv_hrtime();
-    uv_timer_start(&phase_timer, phase_cb, ms(opt.duration_s), 0);
+    uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.duration_s), 0);
   } else if (phase == PH_MEASURE) {
     stop_all();
   }
@@ -437,15 +367,6 @@ static void stop_all(void) {
     if (flows[i].poll.type == UV_POLL &&
         !uv_is_closing((uv_handle_t *)&flows[i].poll))
       uv_close((uv_handle_t *)&flows[i].poll, NULL);
-}
-
-/* The timers cannot stop a process stuck outside the loop; this can. */
-static void alarm_handler(int sig) {
-  static const char msg[] = "udp_loadgen: hard deadline passed, aborting\n";
-  (void)sig;
-  ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)r;
-  _exit(1);
 }
 
 /* }================================================================== */
@@ -466,113 +387,35 @@ static void usage(FILE *f) {
           "--warmup 1 --loss-timeout-ms 200.\n");
 }
 
-static int parse_port(const char *s, int *port) {
-  int value = 0;
-  size_t n = strlen(s);
-  if (n == 0 || n > 5) return UV_EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return UV_EINVAL;
-    value = value * 10 + (s[i] - '0');
-  }
-  if (value == 0 || value > 65535) return UV_EINVAL;
-  *port = value;
-  return 0;
-}
-
-/* Accepts IP:PORT and [IPv6]:PORT; nothing is resolved. */
-static int parse_addr(const char *text, struct sockaddr_storage *out) {
-  char host[64];
-  const char *colon = strrchr(text, ':');
-  const char *start = text;
-  int port;
-  if (colon == NULL || parse_port(colon + 1, &port) < 0) return UV_EINVAL;
-  size_t hlen = (size_t)(colon - text);
-  int v6 = text[0] == '[';
-  if (v6) {
-    if (hlen < 3 || text[hlen - 1] != ']') return UV_EINVAL;
-    start++;
-    hlen -= 2;
-  }
-  if (hlen == 0 || hlen >= sizeof host) return UV_EINVAL;
-  memcpy(host, start, hlen);
-  host[hlen] = '\0';
-  memset(out, 0, sizeof *out);
-  if (v6) return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out);
-  return uv_ip4_addr(host, port, (struct sockaddr_in *)out);
-}
-
-/* A load generator aimed elsewhere is a flood tool; only 127/8 and ::1. */
-static int is_loopback(const struct sockaddr_storage *ss) {
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-  }
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-  }
-  return 0;
-}
-
-static int parse_number(const char *s, double min, double max, double *out) {
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || *end != '\0' || !(v >= min && v <= max)) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_count(const char *s, unsigned long min, unsigned long max,
-                       unsigned long *out) {
-  char *end;
-  if (*s < '0' || *s > '9') return -1; /* strtoul would take "-1" */
-  unsigned long v = strtoul(s, &end, 10);
-  if (*end != '\0' || v < min || v > max) return -1;
-  *out = v;
-  return 0;
-}
-
-static int bad_option(const char *name, const char *value, const char *why) {
-  fprintf(stderr, "udp_loadgen: bad %s '%s': %s\n", name, value, why);
-  return -1;
-}
-
 static int parse_one(int ch, const char *v) {
   unsigned long n;
   switch (ch) {
     case 'a':
       opt.addr_text = v;
-      if (parse_addr(v, &opt.addr) < 0)
-        return bad_option("--addr", v, "want IP:PORT or [IPv6]:PORT, port>0");
-      if (!is_loopback(&opt.addr))
-        return bad_option("--addr", v, "only 127.0.0.0/8 and ::1 allowed");
-      return 0;
+      return bench_parse_loopback(v, &opt.addr);
     case 'f':
-      if (parse_count(v, 1, MAX_FLOWS, &n) < 0)
-        return bad_option("--flows", v, "want an integer 1..1024");
+      if (bench_parse_count(v, 1, MAX_FLOWS, &n) < 0)
+        return bench_bad_option("--flows", v, "want an integer 1..1024");
       opt.flows = (unsigned)n;
       return 0;
     case 'W':
-      if (parse_count(v, 1, MAX_WINDOW, &n) < 0)
-        return bad_option("--window", v, "want an integer 1..1024");
+      if (bench_parse_count(v, 1, MAX_WINDOW, &n) < 0)
+        return bench_bad_option("--window", v, "want an integer 1..1024");
       opt.window = (unsigned)n;
       return 0;
     case 's':
-      if (parse_count(v, MIN_SIZE, MAX_SIZE, &n) < 0)
-        return bad_option("--size", v, "want an integer 16..65507");
+      if (bench_parse_count(v, MIN_SIZE, MAX_SIZE, &n) < 0)
+        return bench_bad_option("--size", v, "want an integer 16..65507");
       opt.size = n;
       return 0;
     case 'd':
-      if (parse_number(v, 0.001, MAX_DURATION_S, &opt.duration_s) < 0)
-        return bad_option("--duration", v, "want seconds in (0, 120]");
-      return 0;
+      return bench_parse_duration(v, &opt.duration_s);
     case 'w':
-      if (parse_number(v, 0, MAX_WARMUP_S, &opt.warmup_s) < 0)
-        return bad_option("--warmup", v, "want seconds in [0, 60]");
-      return 0;
+      return bench_parse_warmup(v, &opt.warmup_s);
     case 'l':
-      if (parse_number(v, 1, 10000, &opt.loss_timeout_ms) < 0)
-        return bad_option("--loss-timeout-ms", v, "want ms in [1, 10000]");
+      if (bench_parse_number(v, 1, 10000, &opt.loss_timeout_ms) < 0)
+        return bench_bad_option("--loss-timeout-ms", v,
+                                "want ms in [1, 10000]");
       return 0;
   }
   return -1;
@@ -589,22 +432,14 @@ static int parse_options(int argc, char **argv) {
       {"loss-timeout-ms", required_argument, NULL, 'l'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  int ch;
-  while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    }
-    if (ch == '?' || parse_one(ch, optarg) < 0) return -1;
-  }
-  if (optind < argc) return bad_option("argument", argv[optind], "unused");
+  if (bench_getopt(argc, argv, longopts, parse_one, usage) < 0) return -1;
   if (opt.addr_text == NULL) {
     fprintf(stderr, "udp_loadgen: --addr is required\n");
     return -1;
   }
   if ((size_t)opt.flows * opt.window * opt.size > MAX_TOTAL_BYTES)
-    return bad_option("--size", "* --flows * --window",
-                      "more than 256 MiB of datagrams");
+    return bench_bad_option("--size", "* --flows * --window",
+                            "more than 256 MiB of datagrams");
   return 0;
 }
 
@@ -617,11 +452,11 @@ static int parse_options(int argc, char **argv) {
 /* A flow that got nothing back while others did means the server starved
  * it (or dropped all it sent); the averages would hide that. */
 static void check_stalls(void) {
-  if (errors > 0 || measure_end == 0) return;
+  if (bench_errors > 0 || measure_end == 0) return;
   for (unsigned i = 0; i < opt.flows; i++)
     if (flows[i].done == 0) {
-      errors++;
-      snprintf(reason, sizeof reason,
+      bench_errors++;
+      snprintf(bench_reason, sizeof bench_reason,
                "flow %u completed no round trip in the measured %.3f s", i,
                (double)(measure_end - measure_start) / 1e9);
       return;
@@ -642,13 +477,13 @@ static void report(void) {
          "p50_us=%.1f p99_us=%.1f sent=%" PRIu64 " lost=%" PRIu64
          " late=%" PRIu64 " loss_pct=%.4f in_flight=%u errors=%u\n",
          dgrams, secs, rate, rate * (double)opt.size / 1e6,
-         hist_percentile(&latency, 0.50) / 1e3,
-         hist_percentile(&latency, 0.99) / 1e3, sent, lost, late,
+         bench_hist_percentile(&latency, 0.50) / 1e3,
+         bench_hist_percentile(&latency, 0.99) / 1e3, sent, lost, late,
          sent > 0 ? 100.0 * (double)lost / (double)sent : 0.0, in_flight,
-         errors);
+         bench_errors);
   fflush(stdout);
-  if (errors > 0)
-    fprintf(stderr, "udp_loadgen: %s\n", reason);
+  if (bench_errors > 0)
+    fprintf(stderr, "udp_loadgen: %s\n", bench_reason);
   else
     fprintf(stderr,
             "udp_loadgen: total_dgrams=%" PRIu64
@@ -657,28 +492,29 @@ static void report(void) {
 }
 
 int main(int argc, char **argv) {
+  bench_prog = "udp_loadgen";
+  bench_on_fail(stop_all);
   if (parse_options(argc, argv) < 0) {
     usage(stderr);
     return 2;
   }
-  signal(SIGALRM, alarm_handler);
-  alarm((unsigned)(opt.warmup_s + opt.duration_s + ALARM_SLACK_S));
+  bench_deadline((unsigned)(opt.warmup_s + opt.duration_s + ALARM_SLACK_S));
   loop = uv_default_loop();
   uv_timer_init(loop, &phase_timer);
   uv_timer_init(loop, &sweep_timer);
-  uv_timer_start(&phase_timer, phase_cb, ms(opt.warmup_s), 0);
+  uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.warmup_s), 0);
   uint64_t period = (uint64_t)(opt.loss_timeout_ms / 4);
   uv_timer_start(&sweep_timer, sweep_cb, period ? period : 1,
                  period ? period : 1);
   int r = flows_start();
-  if (r < 0) fail("setup: %s", uv_strerror(r));
+  if (r < 0) bench_fail("setup: %s", uv_strerror(r));
   uv_run(loop, UV_RUN_DEFAULT);
   r = uv_loop_close(loop);
-  if (r < 0 && errors == 0) fail("loop close: %s", uv_strerror(r));
+  if (r < 0 && bench_errors == 0) bench_fail("loop close: %s", uv_strerror(r));
   check_stalls();
   report();
   flows_free();
-  return errors > 0 ? 1 : 0;
+  return bench_errors > 0 ? 1 : 0;
 }
 
 /* }================================================================== */
