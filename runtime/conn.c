@@ -412,8 +412,6 @@ static void conn_start(struct lunet_conn *c) {
   c->last_read_ms = uv_now(c->tcp.loop);
   conn_log_lifecycle(c, "conn open");
   c->state = CONN_OPEN;
-  if (c->framing == LUNET_FRAMING_HTTP && lunet_http_attach(c) < 0)
-    return lunet_conn_close(c, "ENOMEM", 0);
   conn_set_reading(c);
   conn_dispatch(c, LUNET_ON_CONNECT, 0);
 }

@@ -47,7 +47,9 @@ struct lunet_conn {
   unsigned char framing; /* fixed at connect: a reload applies to new conns */
   size_t max_message;
   struct lunet_connect_req *connect_req; /* while CONN_CONNECTING */
-  struct lunet_http *http; /* http services: parser and request state */
+  struct lunet_http *http; /* http: parser state, only while a request is
+                              on its way or being answered */
+  uint32_t http_requests;  /* http: requests answered on this conn */
   char *in;              /* partial message between reads; NULL when none */
   size_t in_len;
   size_t in_cap;

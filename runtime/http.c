@@ -337,6 +337,10 @@ static void log_bad_request(struct lunet_http *h, llhttp_errno_t err,
 }
 
 size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
+  if (c->http == NULL && lunet_http_attach(c) < 0) {
+    lunet_conn_close(c, "ENOMEM", 0);
+    return len;
+  }
   struct lunet_http *h = c->http;
   if (h->phase == HTTP_HANDLING || h->phase == HTTP_DONE) return 0;
   h->feed_end = buf + len;
@@ -364,7 +368,6 @@ int lunet_http_attach(struct lunet_conn *c) {
   h->c = c;
   h->res_ref = LUA_NOREF;
   h->phase = HTTP_IDLE;
-  h->deadline = uv_now(&c->svc->rt->loop) + c->svc->opt.keepalive_timeout_ms;
   c->http = h;
   return 0;
 }
@@ -382,16 +385,27 @@ void lunet_http_detach(struct lunet_conn *c) {
   c->http = NULL;
 }
 
-/* A request that does not finish arriving gets 408; an idle keep-alive
- * conn is closed; a handler that never answers gets 504. */
+/* An idle keep-alive conn keeps no parser state (it is made again by the
+ * next request's first byte) and is closed after keepalive_timeout, which
+ * counts from its last input or answer. */
+static void check_idle(struct lunet_conn *c, uint64_t now) {
+  if (now - c->last_read_ms >= c->svc->opt.keepalive_timeout_ms)
+    return lunet_conn_close(c, "idle_timeout", 1);
+  if (c->http != NULL && c->http->phase == HTTP_IDLE && c->in_len == 0 &&
+      !c->held)
+    lunet_http_detach(c);
+}
+
+/* A request that does not finish arriving gets 408; a handler that never
+ * answers gets 504. */
 static void check_deadline(struct lunet_conn *c, uint64_t now) {
   struct lunet_http *h = c->http;
-  if (h == NULL || c->state != CONN_OPEN || now < h->deadline) return;
+  if (c->state != CONN_OPEN) return;
+  if (h == NULL || h->phase == HTTP_IDLE) return check_idle(c, now);
+  if (now < h->deadline) return;
   if (h->phase == HTTP_READING) {
     free_request(h);
     lunet__http_reply_error(h, 408);
-  } else if (h->phase == HTTP_IDLE) {
-    lunet_conn_close(c, "idle_timeout", 1);
   } else if (h->phase == HTTP_HANDLING) {
     lunet_log(LUNET_LOG_WARN, "handler timeout", "service", c->svc->name,
               NULL);

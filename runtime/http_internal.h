@@ -22,8 +22,7 @@ struct lunet_http {
   llhttp_t parser;
   struct lunet_conn *c;
   enum http_phase phase;
-  uint64_t deadline; /* loop ms; meaning depends on phase */
-  uint32_t requests; /* requests answered on this conn */
+  uint64_t deadline; /* loop ms: header read (READING), handler (HANDLING) */
   int res_ref;       /* the response object in flight, or LUA_NOREF */
   int error_status;  /* set by a limit check that failed the parse */
   int keep_alive;    /* the request in flight allows keep-alive */

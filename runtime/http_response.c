@@ -176,14 +176,14 @@ void lunet__http_response_done(struct lunet_http *h, int close) {
   }
   lunet__http_release_response(L, h);
   count_response(h, h->status);
-  h->requests++;
+  c->http_requests++;
   if (close || c->state != CONN_OPEN || c->svc->rt->shutting_down) {
     h->phase = HTTP_DONE;
     lunet_conn_close(c, "closed", 1);
     return;
   }
   h->phase = HTTP_IDLE;
-  h->deadline = uv_now(&c->svc->rt->loop) + c->svc->opt.keepalive_timeout_ms;
+  c->last_read_ms = uv_now(&c->svc->rt->loop); /* keep-alive counts from here */
   lunet_conn_hold(c, 0); /* the next (maybe pipelined) request */
 }
 
@@ -192,7 +192,7 @@ void lunet__http_push_response(lua_State *L, struct lunet_http *h) {
   memset(r, 0, sizeof *r);
   r->h = h;
   r->close = !h->keep_alive ||
-             h->requests + 1 >= h->c->svc->opt.max_requests;
+             h->c->http_requests + 1 >= h->c->svc->opt.max_requests;
   luaL_setmetatable(L, RES_MT);
   lua_pushvalue(L, -1);
   h->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
