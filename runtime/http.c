@@ -13,6 +13,7 @@
 #define HTTP_MAX_HEADERS 100
 
 static const char headers_mt_key = 'H'; /* case-insensitive header table */
+static const char request_mt_key = 'R'; /* lazy req.query and req.params */
 
 static struct lunet_http *http_of(llhttp_t *p) { return p->data; }
 
@@ -50,13 +51,27 @@ static int append(struct lunet_http *h, char **buf, size_t *len, size_t *cap,
   return HPE_OK;
 }
 
+/* Buffers stay for the next request on this conn (they go with the
+ * parser state once the conn is idle); a body buffer grown past 64 KiB is
+ * let go at once. */
+static void reset_request(struct lunet_http *h) {
+  if (h->body_cap > (64 << 10)) {
+    free(h->body);
+    h->body = NULL;
+    h->body_cap = 0;
+  }
+  h->head_len = h->body_len = 0;
+  h->nhdrs = h->in_value = h->value_done = 0;
+  h->url_len = 0;
+}
+
 static void free_request(struct lunet_http *h) {
   free(h->head), free(h->hdrs), free(h->body);
   h->head = h->body = NULL;
   h->hdrs = NULL;
-  h->head_len = h->head_cap = h->body_len = h->body_cap = 0;
-  h->nhdrs = h->hdrs_cap = h->in_value = h->value_done = 0;
-  h->url_len = 0;
+  h->head_cap = h->body_cap = 0;
+  h->hdrs_cap = 0;
+  reset_request(h);
 }
 
 /* }================================================================== */
@@ -67,7 +82,7 @@ static void free_request(struct lunet_http *h) {
 
 static int on_message_begin(llhttp_t *p) {
   struct lunet_http *h = http_of(p);
-  free_request(h);
+  reset_request(h);
   h->phase = HTTP_READING;
   h->deadline = now_ms(h) + opts(h)->header_timeout_ms;
   return HPE_OK;
@@ -280,19 +295,40 @@ static void push_request(lua_State *L, struct lunet_http *h) {
   lua_setfield(L, -2, "path");
   lua_pushlstring(L, url, h->url_len);
   lua_setfield(L, -2, "url");
-  if (qmark) push_query(L, qmark + 1, h->url_len - path_len - 1);
-  else lua_newtable(L);
-  lua_setfield(L, -2, "query");
   push_headers(L, h);
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, h->body ? h->body : "", h->body_len);
   lua_setfield(L, -2, "body");
-  lua_newtable(L);
-  lua_setfield(L, -2, "params");
   lua_pushstring(L, h->http10 ? "1.0" : "1.1");
   lua_setfield(L, -2, "version");
   lunet_conn_push_peer(L, h->c);
   lua_setfield(L, -2, "peer");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+  lua_setmetatable(L, -2);
+}
+
+/* req.query and req.params are made on first use: most handlers never
+ * look at one of them, and a table per request is what an HTTP server
+ * spends its time allocating. */
+static int request_index(lua_State *L) {
+  const char *key = lua_tostring(L, 2);
+  if (key == NULL) return 0;
+  if (strcmp(key, "query") == 0) {
+    size_t n;
+    lua_getfield(L, 1, "url");
+    const char *url = lua_tolstring(L, -1, &n);
+    const char *qmark = url ? memchr(url, '?', n) : NULL;
+    if (qmark) push_query(L, qmark + 1, n - (size_t)(qmark - url) - 1);
+    else lua_newtable(L);
+  } else if (strcmp(key, "params") == 0) {
+    lua_newtable(L);
+  } else {
+    return 0;
+  }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
 }
 
 /* }================================================================== */
@@ -306,17 +342,17 @@ static void http_dispatch(struct lunet_http *h) {
   c->svc->metrics.messages++;
   lunet_conn_hold(c, 1); /* no more input until this is answered */
   if (!lunet_service_rate_ok(c->svc, &c->peer.sa)) {
-    free_request(h);
+    reset_request(h);
     lunet__http_push_response(L, h);
     lua_pop(L, 1);
     return lunet__http_reply_simple(h, 429);
   }
   if (!lunet_service_push_handler(L, c->svc, LUNET_ON_REQUEST)) {
-    free_request(h);
+    reset_request(h);
     return lunet__http_reply_error(h, 500);
   }
   push_request(L, h);
-  free_request(h);
+  reset_request(h);
   lunet__http_push_response(L, h);
   struct lunet_call_ctx ctx = {c->svc->name, "handler", c->id, &c->peer.sa,
                                &c->svc->metrics};
@@ -355,7 +391,7 @@ size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
   }
   int status = status_for(h);
   log_bad_request(h, err, status);
-  free_request(h);
+  reset_request(h);
   lunet__http_reply_error(h, status);
   return len;
 }
@@ -404,7 +440,7 @@ static void check_deadline(struct lunet_conn *c, uint64_t now) {
   if (h == NULL || h->phase == HTTP_IDLE) return check_idle(c, now);
   if (now < h->deadline) return;
   if (h->phase == HTTP_READING) {
-    free_request(h);
+    reset_request(h);
     lunet__http_reply_error(h, 408);
   } else if (h->phase == HTTP_HANDLING) {
     lunet_log(LUNET_LOG_WARN, "handler timeout", "service", c->svc->name,
@@ -435,5 +471,9 @@ void lunet_http_open(lua_State *L) {
   lua_pushcfunction(L, headers_index);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, request_index);
+  lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
   lunet__http_response_open(L);
 }

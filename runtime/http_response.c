@@ -81,6 +81,13 @@ static void format_head(char *out, size_t cap, int status, time_t now,
   *len = n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
+/* Writes what the buffer holds and drops the buffer: no Lua string is
+ * made for a response. */
+static void send_buffer(lua_State *L, struct lunet_conn *c, luaL_Buffer *b) {
+  lunet_conn_send(c, luaL_buffaddr(b), luaL_bufflen(b));
+  lua_pop(L, 1); /* the buffer's slot (placeholder or box) */
+}
+
 static int body_allowed(int status) {
   return status >= 200 && status != 204 && status != 304;
 }
@@ -148,11 +155,7 @@ void lunet__http_reply_error(struct lunet_http *h, int status) {
   add_framing(&b, h, status, (long long)strlen(reason) + 1, 1);
   luaL_addstring(&b, reason);
   luaL_addchar(&b, '\n');
-  luaL_pushresult(&b);
-  size_t n;
-  const char *s = lua_tolstring(L, -1, &n);
-  lunet_conn_send(h->c, s, n);
-  lua_pop(L, 1);
+  send_buffer(L, h->c, &b);
   h->phase = HTTP_DONE;
   lunet_conn_close(h->c, "closed", 1);
 }
@@ -230,11 +233,7 @@ void lunet__http_reply_simple(struct lunet_http *h, int status) {
     luaL_addstring(&b, reason);
     luaL_addchar(&b, '\n');
   }
-  luaL_pushresult(&b);
-  size_t n;
-  const char *s = lua_tolstring(L, -1, &n);
-  lunet_conn_send(h->c, s, n);
-  lua_pop(L, 1);
+  send_buffer(L, h->c, &b);
   lunet__http_response_done(h, close);
 }
 
@@ -264,46 +263,72 @@ static int is_token(const char *s) {
   return 1;
 }
 
-/* Adds "Name: value\r\n" after checks that keep a handler from splitting
- * the response (CR/LF) or duplicating what lunet frames itself. */
-static void add_header(lua_State *L, luaL_Buffer *b, struct res_box *r,
-                       const char *name, const char *value) {
-  if (!is_token(name)) luaL_error(L, "invalid header name '%s'", name);
-  if (strpbrk(value, "\r\n") != NULL)
-    luaL_error(L, "invalid value for header '%s' (CR or LF)", name);
-  if (strcasecmp(name, "content-length") == 0 ||
-      strcasecmp(name, "transfer-encoding") == 0)
-    luaL_error(L, "'%s' is set by lunet", name);
-  if (strcasecmp(name, "content-type") == 0) r->has_type = 1;
-  if (strcasecmp(name, "connection") == 0) {
-    if (strcasecmp(value, "close") == 0) r->close = 1;
-    return; /* lunet writes Connection itself */
-  }
-  luaL_addstring(b, name);
-  luaL_addstring(b, ": ");
-  luaL_addstring(b, value);
-  luaL_addstring(b, "\r\n");
+#define RES_MAX_HEADERS 64
+
+struct out_header {
+  const char *name, *value; /* anchored in their tables on the stack */
+};
+
+/* Checks a header a handler gave: no CR/LF (response splitting), nothing
+ * lunet frames itself. Returns 0 when lunet takes it over (Connection). */
+static int check_header(lua_State *L, struct res_box *r,
+                        const struct out_header *x) {
+  if (!is_token(x->name)) luaL_error(L, "invalid header name '%s'", x->name);
+  if (strpbrk(x->value, "\r\n") != NULL)
+    luaL_error(L, "invalid value for header '%s' (CR or LF)", x->name);
+  if (strcasecmp(x->name, "content-length") == 0 ||
+      strcasecmp(x->name, "transfer-encoding") == 0)
+    luaL_error(L, "'%s' is set by lunet", x->name);
+  if (strcasecmp(x->name, "content-type") == 0) r->has_type = 1;
+  if (strcasecmp(x->name, "connection") != 0) return 1;
+  if (strcasecmp(x->value, "close") == 0) r->close = 1;
+  return 0;
 }
 
-/* res:header() values, then the headers argument (a table) if any. The
- * strings are anchored on the stack below the buffer's own slot. */
-static void add_user_headers(lua_State *L, luaL_Buffer *b, struct res_box *r,
-                             int list, int extra) {
+static int take_header(lua_State *L, struct res_box *r, struct out_header *out,
+                       int n, const char *name, const char *value) {
+  if (n == RES_MAX_HEADERS)
+    luaL_error(L, "too many response headers (max %d)", RES_MAX_HEADERS);
+  out[n].name = name;
+  out[n].value = value;
+  return n + check_header(L, r, &out[n]);
+}
+
+/* res:header() values, then the headers argument (a table) if any,
+ * gathered before the response buffer exists: a luaL_Buffer must have its
+ * slot on top of the stack whenever it grows. */
+static int gather_headers(lua_State *L, struct res_box *r, int list,
+                          int extra, struct out_header *out) {
+  int n = 0;
   for (lua_Integer i = 1; lua_rawgeti(L, list, i) == LUA_TSTRING; i += 2) {
+    const char *name = lua_tostring(L, -1);
     lua_rawgeti(L, list, i + 1);
-    add_header(L, b, r, lua_tostring(L, -2), lua_tostring(L, -1));
+    const char *value = lua_tostring(L, -1);
     lua_pop(L, 2);
+    n = take_header(L, r, out, n, name, value);
   }
   lua_pop(L, 1);
-  if (extra == 0) return;
+  if (extra == 0) return n;
   lua_pushnil(L);
   while (lua_next(L, extra) != 0) {
-    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "headers must map names to strings");
-    add_header(L, b, r, lua_tostring(L, -2), lua_tostring(L, -1));
+    const char *value = lua_tostring(L, -1);
     lua_pop(L, 1);
+    n = take_header(L, r, out, n, lua_tostring(L, -1), value);
+  }
+  return n;
+}
+
+static void add_headers(luaL_Buffer *b, const struct out_header *x, int n) {
+  for (int i = 0; i < n; i++) {
+    luaL_addstring(b, x[i].name);
+    luaL_addstring(b, ": ");
+    luaL_addstring(b, x[i].value);
+    luaL_addstring(b, "\r\n");
   }
 }
+
 
 static int check_status(lua_State *L, int idx) {
   lua_Integer status = luaL_checkinteger(L, idx);
@@ -318,6 +343,7 @@ static void send_head(lua_State *L, struct res_box *r, int status,
                       long long length, const char *body, size_t blen,
                       int extra) {
   struct lunet_http *h = r->h;
+  struct out_header headers[RES_MAX_HEADERS];
   luaL_Buffer b;
   lua_getiuservalue(L, 1, RES_UV_HEADERS);
   int list = lua_gettop(L);
@@ -325,20 +351,18 @@ static void send_head(lua_State *L, struct res_box *r, int status,
     lua_newtable(L);
     lua_replace(L, list);
   }
+  int nheaders = gather_headers(L, r, list, extra, headers);
   luaL_buffinit(L, &b);
   add_status_line(&b, status);
-  add_user_headers(L, &b, r, list, extra);
+  add_headers(&b, headers, nheaders);
   if (length == -2 || h->c->svc->rt->shutting_down) r->close = 1;
   if (!r->has_type && length != 0 && body_allowed(status))
     luaL_addstring(&b, "Content-Type: text/plain; charset=utf-8\r\n");
   add_framing(&b, h, status, length, r->close);
   if (body != NULL && !h->head_only && body_allowed(status))
     luaL_addlstring(&b, body, blen);
-  luaL_pushresult(&b);
-  size_t n;
-  const char *s = lua_tolstring(L, -1, &n);
-  lunet_conn_send(h->c, s, n);
-  lua_pop(L, 2);
+  send_buffer(L, h->c, &b);
+  lua_pop(L, 1); /* the header list */
   r->started = 1;
   h->status = status;
 }

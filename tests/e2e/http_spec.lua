@@ -114,6 +114,17 @@ describe("http", function()
   end)
 
   describe("with raw sockets", function()
+    it("sends a response with a head of several KiB intact", function()
+      local c = h.connect(addr)
+      assert(c:send("GET /many HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local status, headers, body = read_response(c)
+      assert.equal(200, status)
+      for i = 1, 40 do assert.equal(string.rep("v", 60), headers["x-many-" .. i]) end
+      for i = 1, 20 do assert.equal(string.rep("e", 60), headers["x-extra-" .. i]) end
+      assert.equal(string.rep("b", 3000), body)
+      c:close()
+    end)
+
     it("answers 10 pipelined requests in order", function()
       local c = h.connect(addr)
       local batch = {}

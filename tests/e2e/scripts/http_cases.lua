@@ -42,6 +42,13 @@ router:get("/gone", function(req, res)
   end)
 end)
 router:get("/peer", function(req, res) res:send(200, req.peer) end)
+router:get("/many", function(req, res)
+  -- A head of several KiB: the response buffer grows while headers go in.
+  for i = 1, 40 do res:header("X-Many-" .. i, string.rep("v", 60)) end
+  local extra = {}
+  for i = 1, 20 do extra["X-Extra-" .. i] = string.rep("e", 60) end
+  res:send(200, string.rep("b", 3000), extra)
+end)
 
 return {
   web = {
