@@ -101,3 +101,13 @@ int lunet_addr_format(const struct sockaddr *sa, char *buf, size_t cap) {
   }
   return n < 0 || (size_t)n >= cap ? UV_EINVAL : 0;
 }
+
+void lunet_addr_ip_key(const struct sockaddr *sa, unsigned char key[16]) {
+  memset(key, 0, 16);
+  if (sa->sa_family == AF_INET6) {
+    memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+  } else {
+    key[10] = key[11] = 0xff;
+    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+  }
+}

@@ -16,4 +16,8 @@ int lunet_addr_parse(const char *text, struct sockaddr_storage *out);
 /* Writes "1.2.3.4:80" or "[::1]:80"; returns 0 or UV_EINVAL. */
 int lunet_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 
+/* The 16-byte key of sa's IP address (port ignored), IPv4 as an
+ * IPv4-mapped IPv6 address so both families share one key shape. */
+void lunet_addr_ip_key(const struct sockaddr *sa, unsigned char key[16]);
+
 #endif

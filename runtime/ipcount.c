@@ -1,6 +1,8 @@
 #include "ipcount.h"
 
 #include <netinet/in.h>
+
+#include "addr.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,16 +33,6 @@ void lunet_ipcount_free(struct lunet_ipcount *t) {
   free(t);
 }
 
-/* IPv4 as IPv4-mapped IPv6: one key shape for both families. */
-static void ip_key(const struct sockaddr *sa, uint8_t key[16]) {
-  memset(key, 0, 16);
-  if (sa->sa_family == AF_INET6) {
-    memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  } else {
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-  }
-}
 
 static struct entry **slot(struct lunet_ipcount *t, const uint8_t key[16]) {
   uint32_t h = 2166136261u; /* FNV-1a */
@@ -53,7 +45,7 @@ static struct entry **slot(struct lunet_ipcount *t, const uint8_t key[16]) {
 int lunet_ipcount_take(struct lunet_ipcount *t, const struct sockaddr *sa,
                        unsigned max) {
   uint8_t key[16];
-  ip_key(sa, key);
+  lunet_addr_ip_key(sa, key);
   struct entry **p = slot(t, key);
   if (*p == NULL) {
     if ((*p = calloc(1, sizeof **p)) == NULL) return -1;
@@ -67,7 +59,7 @@ int lunet_ipcount_take(struct lunet_ipcount *t, const struct sockaddr *sa,
 void lunet_ipcount_release(struct lunet_ipcount *t,
                            const struct sockaddr *sa) {
   uint8_t key[16];
-  ip_key(sa, key);
+  lunet_addr_ip_key(sa, key);
   struct entry **p = slot(t, key);
   if (*p == NULL || --(*p)->count > 0) return;
   struct entry *gone = *p;

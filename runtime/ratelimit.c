@@ -1,6 +1,8 @@
 #include "ratelimit.h"
 
 #include <netinet/in.h>
+
+#include "addr.h"
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -31,16 +33,6 @@ struct lunet_ratelimit *lunet_ratelimit_new(double rate, double burst) {
 
 void lunet_ratelimit_free(struct lunet_ratelimit *rl) { free(rl); }
 
-/* IPv4 is stored as an IPv4-mapped IPv6 address: one key shape. */
-static void ip_key(const struct sockaddr *sa, uint8_t key[16]) {
-  memset(key, 0, 16);
-  if (sa->sa_family == AF_INET6) {
-    memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  } else {
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-  }
-}
 
 static uint64_t hash(const void *key, size_t len) {
   const uint8_t *p = key;
@@ -72,7 +64,7 @@ int lunet_ratelimit_take_key(struct lunet_ratelimit *rl, const void *key,
 int lunet_ratelimit_take(struct lunet_ratelimit *rl, const struct sockaddr *sa,
                          uint64_t now_ms) {
   uint8_t key[16];
-  ip_key(sa, key);
+  lunet_addr_ip_key(sa, key);
   return lunet_ratelimit_take_key(rl, key, sizeof key, now_ms);
 }
 

@@ -296,7 +296,26 @@ static void check_with_loop(void) {
 
 /* }================================================================== */
 
+/* IP keys (connection and rate limits): port ignored, IPv4 mapped. */
+static void check_ip_key(void) {
+  struct sockaddr_storage a, b, c;
+  unsigned char ka[16], kb[16], kc[16];
+  static const unsigned char mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                           0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  CHECK_INT(lunet_addr_parse("127.0.0.1:80", &a), 0);
+  CHECK_INT(lunet_addr_parse("127.0.0.1:81", &b), 0);
+  CHECK_INT(lunet_addr_parse("[::1]:80", &c), 0);
+  lunet_addr_ip_key((struct sockaddr *)&a, ka);
+  lunet_addr_ip_key((struct sockaddr *)&b, kb);
+  lunet_addr_ip_key((struct sockaddr *)&c, kc);
+  CHECK(memcmp(ka, mapped, 16) == 0);
+  CHECK(memcmp(ka, kb, 16) == 0);
+  CHECK(memcmp(ka, kc, 16) != 0);
+  CHECK(kc[15] == 1 && kc[10] == 0);
+}
+
 int main(void) {
+  check_ip_key();
   struct sockaddr_storage ss;
   size_t nrejected = 0;
   for (size_t i = 0; i < NVALID; i++) {
