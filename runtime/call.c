@@ -44,11 +44,16 @@ static const struct lunet_call_ctx *current_ctx;
 const struct lunet_call_ctx *lunet_call_current(void) { return current_ctx; }
 
 int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx) {
-  struct lunet_budget *budget = &lunet_rt(L)->budget;
-  const struct lunet_call_ctx *outer = current_ctx;
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, lunet_traceback);
   lua_insert(L, base);
+  return lunet_call_prepared(L, base, nargs, ctx);
+}
+
+int lunet_call_prepared(lua_State *L, int base, int nargs,
+                        const struct lunet_call_ctx *ctx) {
+  struct lunet_budget *budget = &lunet_rt(L)->budget;
+  const struct lunet_call_ctx *outer = current_ctx;
   lunet_budget_enter(L, budget);
   current_ctx = ctx;
   int status = lua_pcall(L, nargs, 0, base);
@@ -63,7 +68,7 @@ int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx) {
         ctx->metrics->budget_aborts++;
     }
   }
-  lua_remove(L, base);
+  lua_settop(L, base - 1); /* the message handler */
   /* What an allocation bomb left behind goes back now, not at the GC's
    * leisure, so the next event has its memory. */
   if (status == LUA_ERRMEM && budget->depth == 0) lua_gc(L, LUA_GCCOLLECT);

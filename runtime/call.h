@@ -22,6 +22,11 @@ struct lunet_call_ctx {
  * status; the caller decides what the error costs. */
 int lunet_call(lua_State *L, int nargs, const struct lunet_call_ctx *ctx);
 
+/* The same for a caller that pushed lunet_traceback at `base`, then the
+ * function and its nargs arguments: no stack rotation (hot paths). */
+int lunet_call_prepared(lua_State *L, int base, int nargs,
+                        const struct lunet_call_ctx *ctx);
+
 /* The context of the handler call running now (NULL outside one), so log
  * records made by a handler carry its service, conn and peer. */
 const struct lunet_call_ctx *lunet_call_current(void);

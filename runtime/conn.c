@@ -77,13 +77,27 @@ static int conn_rate_ok(struct lunet_conn *c) {
   return 0;
 }
 
+/* The per-message path: handler(conn, bytes) pushed in call order, no
+ * stack rotation. A handler error costs this connection only. */
+static void conn_dispatch_bytes(struct lunet_conn *c, enum lunet_handler h,
+                                const char *p, size_t n) {
+  lua_State *L = c->svc->rt->L;
+  int base = lua_gettop(L) + 1;
+  struct lunet_call_ctx ctx = conn_ctx(c, h);
+  lua_pushcfunction(L, lunet_traceback);
+  lunet_service_push_handler(L, c->svc, h);
+  lunet_conn_push(L, c);
+  lua_pushlstring(L, p, n);
+  c->svc->metrics.messages++;
+  if (lunet_call_prepared(L, base, 2, &ctx) != LUA_OK)
+    lunet_conn_close(c, "handler_error", 1);
+}
+
 static void conn_dispatch_data(struct lunet_conn *c, const char *p,
                                size_t n) {
-  lua_State *L = c->svc->rt->L;
   if (c->svc->handler_ref[LUNET_ON_DATA] == LUA_NOREF) return;
   if (!conn_rate_ok(c)) return;
-  lua_pushlstring(L, p, n);
-  conn_dispatch(c, LUNET_ON_DATA, 1);
+  conn_dispatch_bytes(c, LUNET_ON_DATA, p, n);
 }
 
 /* }================================================================== */
@@ -113,7 +127,6 @@ static void conn_reject_oversized(struct lunet_conn *c) {
  * and reading; returns the bytes consumed (all of them once it closes). */
 static size_t conn_deliver(struct lunet_conn *c, const char *buf,
                            size_t len) {
-  lua_State *L = c->svc->rt->L;
   size_t off = 0, msglen, used;
   const char *msg;
   if (c->framing == LUNET_FRAMING_HTTP) {
@@ -130,8 +143,8 @@ static size_t conn_deliver(struct lunet_conn *c, const char *buf,
     }
     off += used;
     if (!conn_rate_ok(c)) break;
-    lua_pushlstring(L, msg, msglen);
-    conn_dispatch(c, LUNET_ON_MESSAGE, 1);
+    if (c->svc->handler_ref[LUNET_ON_MESSAGE] != LUA_NOREF)
+      conn_dispatch_bytes(c, LUNET_ON_MESSAGE, msg, msglen);
   }
   return c->state == CONN_OPEN ? off : len;
 }
@@ -512,8 +525,19 @@ void lunet_conn_connected(struct lunet_conn *c) { conn_start(c); }
  * Lua methods
  * =================================================================== */
 
+static const char conn_mt_key = 'C'; /* the metatable, by address */
+
+/* luaL_checkudata without its lookup by name on every method call. */
 static struct conn_box *conn_box(lua_State *L) {
-  return luaL_checkudata(L, 1, CONN_MT);
+  struct conn_box *b = lua_touserdata(L, 1);
+  int ok = b != NULL && lua_getmetatable(L, 1);
+  if (ok) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!ok) luaL_typeerror(L, 1, CONN_MT);
+  return b;
 }
 
 /* The conn if it is open, else NULL with (nil, "closed") pushed, or
@@ -731,6 +755,8 @@ void lunet_conn_open(lua_State *L) {
                                   {"__close", conn_gc},
                                   {NULL, NULL}};
   luaL_newmetatable(L, CONN_MT);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
   lua_pushcclosure(L, conn_index, 1);
