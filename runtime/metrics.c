@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -114,39 +115,43 @@ static void sample(luaL_Buffer *b, const char *name,
   add_fmt(b, "} %.17g\n", value);
 }
 
-typedef double (*counter_fn)(const struct lunet_service *);
+/* The plain per-service counters: one table, read by offset. */
+struct counter {
+  const char *name, *help;
+  size_t offset; /* of a uint64_t in struct lunet_metrics */
+};
 
-static double get_accepted(const struct lunet_service *s) {
-  return (double)s->metrics.accepted;
-}
-static double get_active(const struct lunet_service *s) {
-  return (double)s->nconns;
-}
-static double get_bytes_in(const struct lunet_service *s) {
-  return (double)s->metrics.bytes_in;
-}
-static double get_bytes_out(const struct lunet_service *s) {
-  return (double)s->metrics.bytes_out;
-}
-static double get_messages(const struct lunet_service *s) {
-  return (double)s->metrics.messages;
-}
-static double get_errors(const struct lunet_service *s) {
-  return (double)s->metrics.handler_errors;
-}
-static double get_aborts(const struct lunet_service *s) {
-  return (double)s->metrics.budget_aborts;
-}
-static double get_refused(const struct lunet_service *s) {
-  return (double)s->metrics.refused;
-}
+#define COUNTER(name, field, help) \
+  {name, help, offsetof(struct lunet_metrics, field)}
 
-static void per_service(luaL_Buffer *b, struct lunet_runtime *rt,
-                        const char *name, const char *type, const char *help,
-                        counter_fn get) {
+static const struct counter counters[] = {
+    COUNTER("lunet_connections_accepted_total", accepted,
+            "Connections accepted."),
+    COUNTER("lunet_bytes_received_total", bytes_in, "Bytes read from peers."),
+    COUNTER("lunet_bytes_sent_total", bytes_out, "Bytes written to peers."),
+    COUNTER("lunet_messages_total", messages,
+            "Data events, messages, datagrams or requests handled."),
+    COUNTER("lunet_handler_errors_total", handler_errors,
+            "Handler calls that raised."),
+    COUNTER("lunet_budget_aborts_total", budget_aborts,
+            "Handler calls stopped by the time budget."),
+    COUNTER("lunet_refused_total", refused,
+            "Connections or messages refused by a limit."),
+};
+
+static void counter_families(luaL_Buffer *b, struct lunet_runtime *rt) {
   struct lunet_service *svc;
-  family(b, name, type, help);
-  FOR_EACH_LIVE_SERVICE(svc, rt) sample(b, name, svc, NULL, get(svc));
+  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+    const struct counter *k = &counters[i];
+    family(b, k->name, "counter", k->help);
+    FOR_EACH_LIVE_SERVICE(svc, rt) {
+      const char *m = (const char *)&svc->metrics;
+      sample(b, k->name, svc, NULL, (double)*(const uint64_t *)(m + k->offset));
+    }
+  }
+  family(b, "lunet_connections_active", "gauge", "Connections open now.");
+  FOR_EACH_LIVE_SERVICE(svc, rt)
+    sample(b, "lunet_connections_active", svc, NULL, (double)svc->nconns);
 }
 
 static void closed_by_reason(luaL_Buffer *b, struct lunet_runtime *rt) {
@@ -226,24 +231,8 @@ void lunet_metrics_prometheus(lua_State *L, struct lunet_runtime *rt,
   luaL_Buffer *b = buffer;
   (void)L;
   process_families(b, rt);
-  per_service(b, rt, "lunet_connections_accepted_total", "counter",
-              "Connections accepted.", get_accepted);
-  per_service(b, rt, "lunet_connections_active", "gauge",
-              "Connections open now.", get_active);
+  counter_families(b, rt);
   closed_by_reason(b, rt);
-  per_service(b, rt, "lunet_bytes_received_total", "counter",
-              "Bytes read from peers.", get_bytes_in);
-  per_service(b, rt, "lunet_bytes_sent_total", "counter",
-              "Bytes written to peers.", get_bytes_out);
-  per_service(b, rt, "lunet_messages_total", "counter",
-              "Data events, messages, datagrams or requests handled.",
-              get_messages);
-  per_service(b, rt, "lunet_handler_errors_total", "counter",
-              "Handler calls that raised.", get_errors);
-  per_service(b, rt, "lunet_budget_aborts_total", "counter",
-              "Handler calls stopped by the time budget.", get_aborts);
-  per_service(b, rt, "lunet_refused_total", "counter",
-              "Connections or messages refused by a limit.", get_refused);
   http_families(b, rt);
 }
 
