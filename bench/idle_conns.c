@@ -7,7 +7,13 @@
  * is up it prints one line on stdout (flushed):
  *   ready conns=N
  * then sends nothing and holds them until SIGTERM or SIGINT, or until
- * --max-seconds passed, closes them all and exits 0. A timer ends every
+ * --max-seconds passed, closes them all and exits 0.
+ *
+ * With --request PATH each connection first sends one HTTP/1.1 keep-alive
+ * request (GET PATH) and counts as up only once the whole response is in
+ * (a 2xx status, the body by Content-Length): the server then holds idle
+ * keep-alive connections that have each served one request, not fresh
+ * ones. Memory for a response's headers exists only until it completes. A timer ends every
  * phase and an alarm backs them up, so it always stops by itself.
  *
  * Exit status 0; 1 if the connections were not all up within
@@ -37,6 +43,7 @@
 #define MAX_CONNS 60000        /* one source address, one port range */
 #define MAX_SECONDS 3600.0
 #define READ_BUF_SIZE 4096
+#define RESPONSE_HEAD_MAX 4096 /* status line and headers of one response */
 
 /* {==================================================================
  * State
@@ -49,6 +56,9 @@ struct conn {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
   unsigned id;
+  char *head;          /* --request: response head so far, NULL when done */
+  unsigned head_len;
+  long body_left;      /* -1 until the head is complete */
 };
 
 struct options {
@@ -56,15 +66,19 @@ struct options {
   struct sockaddr_storage addr;
   unsigned conns;
   double max_seconds;
+  const char *request_path; /* --request: NULL for plain idle connects */
 };
 
-static struct options opt = {NULL, {0}, 0, 120.0};
+static struct options opt = {NULL, {0}, 0, 120.0, NULL};
 static uv_loop_t *loop;
 static uv_timer_t phase_timer;
 static uv_signal_t sigterm, sigint;
 static struct conn *conns;
 static enum phase phase = PH_CONNECT;
 static unsigned started, connected, closed_by_server;
+static unsigned up; /* connected, and with --request answered */
+static char request[512];
+static size_t request_len;
 static uint64_t hold_start, hold_end;
 
 static char read_buf[READ_BUF_SIZE]; /* consumed before read_cb returns */
@@ -84,13 +98,63 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(read_buf, sizeof read_buf);
 }
 
-/* Nothing is expected: bytes are dropped, and a connection the server
- * closes is counted, since a benchmark holding them wants them all held.
- * Once none is left there is nothing to hold. */
+static void conn_up(void);
+
+/* --request: the head is complete; its status must be 2xx and its
+ * Content-Length says how much body follows (bytes already read count). */
+static int response_head_done(struct conn *c, size_t end) {
+  const char *cl;
+  c->head[c->head_len] = '\0';
+  if (strncmp(c->head, "HTTP/1.", 7) != 0 || c->head[9] != '2') {
+    bench_fail("conn %u: response '%.40s'", c->id, c->head);
+    return -1;
+  }
+  cl = strcasestr(c->head, "\r\ncontent-length:");
+  if (cl == NULL || cl > c->head + end) {
+    bench_fail("conn %u: response without Content-Length", c->id);
+    return -1;
+  }
+  c->body_left = strtol(cl + 17, NULL, 10) - (long)(c->head_len - end);
+  return 0;
+}
+
+/* --request: collects the response's head, then counts down its body; the
+ * conn is up once the whole response is in. */
+static void response_read(struct conn *c, const char *data, size_t len) {
+  if (c->head == NULL) return; /* done: anything later is unexpected */
+  if (c->body_left < 0) {
+    size_t take = len;
+    if (c->head_len + take > RESPONSE_HEAD_MAX) {
+      bench_fail("conn %u: response head over %d bytes", c->id,
+                 RESPONSE_HEAD_MAX);
+      return;
+    }
+    memcpy(c->head + c->head_len, data, take);
+    c->head_len += (unsigned)take;
+    c->head[c->head_len] = '\0';
+    char *end = strstr(c->head, "\r\n\r\n");
+    if (end == NULL) return;
+    if (response_head_done(c, (size_t)(end + 4 - c->head)) < 0) return;
+  } else {
+    c->body_left -= (long)len;
+  }
+  if (c->body_left > 0) return;
+  free(c->head);
+  c->head = NULL;
+  conn_up();
+}
+
+/* Nothing is expected beyond --request's response: bytes are dropped, and
+ * a connection the server closes is counted, since a benchmark holding
+ * them wants them all held. Once none is left there is nothing to hold. */
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = (struct conn *)stream;
-  (void)buf;
-  if (phase == PH_DONE || nread >= 0) return;
+  if (phase == PH_DONE) return;
+  if (nread > 0 && opt.request_path != NULL && phase == PH_CONNECT) {
+    response_read(c, buf->base, (size_t)nread);
+    return;
+  }
+  if (nread >= 0) return;
   closed_by_server++;
   if (bench_reason[0] == '\0')
     snprintf(bench_reason, sizeof bench_reason, "conn %u: %s while held", c->id,
@@ -101,6 +165,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 static void begin_hold(void);
 static void connect_next(void);
+static void send_request(struct conn *c);
 
 static void connect_cb(uv_connect_t *req, int status) {
   struct conn *c = (struct conn *)req->handle;
@@ -115,17 +180,44 @@ static void connect_cb(uv_connect_t *req, int status) {
     bench_fail("conn %u: read start: %s", c->id, uv_strerror(r));
     return;
   }
-  if (++connected == opt.conns) {
+  connected++;
+  if (opt.request_path == NULL) {
+    conn_up();
+    return;
+  }
+  send_request(c);
+}
+
+/* The request is a few hundred bytes on a fresh socket: the kernel takes
+ * it whole or something is wrong. */
+static void send_request(struct conn *c) {
+  uv_buf_t b = uv_buf_init(request, (unsigned int)request_len);
+  int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (r != (int)request_len) {
+    bench_fail("conn %u: request write: %s", c->id,
+               r < 0 ? uv_strerror(r) : "partial");
+    return;
+  }
+  c->head = malloc(RESPONSE_HEAD_MAX + 1);
+  if (c->head == NULL) bench_fail("conn %u: out of memory", c->id);
+  c->head_len = 0;
+  c->body_left = -1;
+}
+
+/* One more connection is up (and answered, with --request). */
+static void conn_up(void) {
+  if (++up == opt.conns) {
     begin_hold();
     return;
   }
   connect_next();
 }
 
-/* Starts connects until CONNECT_WINDOW are in flight or all are started. */
+/* Starts connects until CONNECT_WINDOW are in flight (connecting, or with
+ * --request waiting for the answer) or all are started. */
 static void connect_next(void) {
   while (phase == PH_CONNECT && started < opt.conns &&
-         started - connected < CONNECT_WINDOW) {
+         started - up < CONNECT_WINDOW) {
     struct conn *c = &conns[started++];
     int r = uv_tcp_connect(&c->connect_req, &c->tcp,
                            (const struct sockaddr *)&opt.addr, connect_cb);
@@ -158,8 +250,9 @@ static int conns_init(void) {
 static void phase_cb(uv_timer_t *timer) {
   (void)timer;
   if (phase == PH_CONNECT)
-    bench_fail("connect timeout: %u of %u connections up after %d s", connected,
-               opt.conns, CONNECT_GRACE_MS / 1000);
+    bench_fail("connect timeout: %u of %u connections up (%u connected) "
+               "after %d s", up, opt.conns, connected,
+               CONNECT_GRACE_MS / 1000);
   else if (phase == PH_HOLD)
     stop_all();
 }
@@ -167,7 +260,8 @@ static void phase_cb(uv_timer_t *timer) {
 static void begin_hold(void) {
   phase = PH_HOLD;
   hold_start = uv_hrtime();
-  printf("ready conns=%u\n", connected);
+  printf("ready conns=%u answered=%u\n", up,
+         opt.request_path != NULL ? up : 0);
   fflush(stdout);
   uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.max_seconds), 0);
 }
@@ -176,7 +270,7 @@ static void signal_cb(uv_signal_t *handle, int signum) {
   (void)handle;
   if (phase == PH_CONNECT)
     bench_fail("%s before all connections were up (%u of %u)",
-               strsignal(signum), connected, opt.conns);
+               strsignal(signum), up, opt.conns);
   else
     stop_all();
 }
@@ -226,10 +320,11 @@ static int raise_nofile(void) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: idle_conns --addr IP:PORT|[::1]:PORT --conns N "
-          "[--max-seconds S]\n"
+          "[--max-seconds S] [--request PATH]\n"
           "Loopback only. Holds N idle connections until SIGTERM/SIGINT or "
           "S seconds\n(default 120) pass; prints 'ready conns=N' once all "
-          "are up.\n");
+          "are up.\nWith --request, each first sends GET PATH (HTTP/1.1 keep-alive) "
+          "and is up once\nthe whole response is in.\n");
 }
 
 static int parse_one(int ch, const char *v) {
@@ -248,6 +343,12 @@ static int parse_one(int ch, const char *v) {
         return bench_bad_option("--max-seconds", v,
                                 "want seconds in (0, 3600]");
       return 0;
+    case 'r':
+      if (v[0] != '/' || strlen(v) > 256 || strpbrk(v, " \r\n") != NULL)
+        return bench_bad_option("--request", v,
+                                "want a path: /..., no spaces, <= 256 bytes");
+      opt.request_path = v;
+      return 0;
   }
   return -1;
 }
@@ -257,6 +358,7 @@ static int parse_options(int argc, char **argv) {
       {"addr", required_argument, NULL, 'a'},
       {"conns", required_argument, NULL, 'c'},
       {"max-seconds", required_argument, NULL, 'm'},
+      {"request", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   if (bench_getopt(argc, argv, longopts, parse_one, usage) < 0) return -1;
@@ -264,6 +366,11 @@ static int parse_options(int argc, char **argv) {
     fprintf(stderr, "idle_conns: --addr and --conns are required\n");
     return -1;
   }
+  if (opt.request_path != NULL)
+    request_len = (size_t)snprintf(request, sizeof request,
+                                   "GET %s HTTP/1.1\r\nHost: %s\r\n"
+                                   "User-Agent: idle_conns\r\n\r\n",
+                                   opt.request_path, opt.addr_text);
   return 0;
 }
 
@@ -277,8 +384,9 @@ static void report(void) {
   double held = hold_end > hold_start
                     ? (double)(hold_end - hold_start) / 1e9 : 0.0;
   if (closed_by_server > 0 && bench_errors == 0) bench_errors++;
-  fprintf(stderr, "idle_conns: conns=%u held_s=%.3f closed_by_server=%u\n",
-          connected, held, closed_by_server);
+  fprintf(stderr,
+          "idle_conns: conns=%u up=%u held_s=%.3f closed_by_server=%u\n",
+          connected, up, held, closed_by_server);
   if (bench_errors > 0) fprintf(stderr, "idle_conns: %s\n", bench_reason);
 }
 
@@ -309,6 +417,7 @@ int main(int argc, char **argv) {
   r = uv_loop_close(loop);
   if (r < 0 && bench_errors == 0) bench_fail("loop close: %s", uv_strerror(r));
   report();
+  for (unsigned i = 0; conns != NULL && i < opt.conns; i++) free(conns[i].head);
   free(conns);
   return bench_errors > 0 ? 1 : 0;
 }
