@@ -24,11 +24,11 @@
 
 /* One control client: a pipe and a timer that bounds how long it may take
  * to send its line. Freed when both handles have closed. */
-struct ctl_client {
+struct lunet_control_client {
   uv_pipe_t pipe;
   uv_timer_t timer;
   uv_write_t write_req;
-  struct lunet_runtime *rt;
+  struct lunet_control *ctl;
   int open_handles;
   size_t len;
   char request[REQUEST_MAX];
@@ -37,6 +37,8 @@ struct ctl_client {
 
 struct lunet_control {
   uv_pipe_t server;
+  lunet_control_handler handler;
+  void *ud;
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -59,13 +61,13 @@ int lunet_control_dir(char *out, size_t cap, int create) {
  * =================================================================== */
 
 static void client_handle_closed(uv_handle_t *h) {
-  struct ctl_client *c = h->data;
+  struct lunet_control_client *c = h->data;
   if (--c->open_handles > 0) return;
   free(c->reply);
   free(c);
 }
 
-static void client_close(struct ctl_client *c) {
+static void client_close(struct lunet_control_client *c) {
   if (!uv_is_closing((uv_handle_t *)&c->pipe))
     uv_close((uv_handle_t *)&c->pipe, client_handle_closed);
   if (!uv_is_closing((uv_handle_t *)&c->timer))
@@ -77,8 +79,7 @@ static void client_written(uv_write_t *req, int status) {
   client_close(req->data);
 }
 
-/* "STATUS DETAIL\n"; the connection closes once it is written. */
-static void client_reply(struct ctl_client *c, const char *status,
+void lunet_control_reply(struct lunet_control_client *c, const char *status,
                          const char *detail) {
   size_t n = strlen(status) + strlen(detail) + 2;
   if ((c->reply = malloc(n + 1)) == NULL) return client_close(c);
@@ -92,8 +93,7 @@ static void client_reply(struct ctl_client *c, const char *status,
     client_close(c);
 }
 
-/* Newlines in an error (a traceback) would end the reply line early. */
-static void flatten(char *s) {
+void lunet_control_flatten(char *s) {
   for (; *s; s++)
     if (*s == '\n' || *s == '\r') *s = ' ';
 }
@@ -101,52 +101,60 @@ static void flatten(char *s) {
 static void client_reloaded(int status, const char *msg, void *ud) {
   char line[REPLY_MAX - 16];
   snprintf(line, sizeof line, "%s", msg);
-  flatten(line);
-  client_reply(ud, status == 0 ? "ok" : "error", line);
+  lunet_control_flatten(line);
+  lunet_control_reply(ud, status == 0 ? "ok" : "error", line);
 }
 
-static void client_stats(struct ctl_client *c, int text) {
-  lua_State *L = c->rt->L;
+static void client_stats(struct lunet_control_client *c,
+                         struct lunet_runtime *rt, int text) {
+  lua_State *L = rt->L;
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   if (text)
-    lunet_metrics_text(L, c->rt, &b);
+    lunet_metrics_text(L, rt, &b);
   else
-    lunet_metrics_json(L, c->rt, &b);
+    lunet_metrics_json(L, rt, &b);
   luaL_pushresult(&b);
-  client_reply(c, "ok", lua_tostring(L, -1));
+  lunet_control_reply(c, "ok", lua_tostring(L, -1));
   lua_pop(L, 1);
 }
 
-static void client_command(struct ctl_client *c) {
-  char msg[REPLY_MAX - 16];
+/* The commands of a single process (a supervisor has its own). */
+static void runtime_command(struct lunet_control_client *c,
+                            const char *request, void *ud) {
+  struct lunet_runtime *rt = ud;
+  char msg[64];
+  if (strcmp(request, "reload") == 0) {
+    lunet_reload_async(rt, "control", client_reloaded, c);
+  } else if (strncmp(request, "stats", 5) == 0) {
+    client_stats(c, rt, strcmp(request, "stats text") == 0);
+  } else if (strcmp(request, "ping") == 0) {
+    snprintf(msg, sizeof msg, "pid=%ld version=%u", (long)getpid(),
+             rt->version);
+    lunet_control_reply(c, "ok", msg);
+  } else {
+    lunet_control_reply(c, "error", "unknown command (known: reload, stats, "
+                        "stats text, ping)");
+  }
+}
+
+static void client_command(struct lunet_control_client *c) {
   /* From here the client only waits for its reply: nothing else may
    * close it while a reload holds a pointer to it. */
   uv_read_stop((uv_stream_t *)&c->pipe);
   uv_timer_stop(&c->timer);
-  if (strcmp(c->request, "reload") == 0) {
-    lunet_reload_async(c->rt, "control", client_reloaded, c);
-  } else if (strncmp(c->request, "stats", 5) == 0) {
-    client_stats(c, strcmp(c->request, "stats text") == 0);
-  } else if (strcmp(c->request, "ping") == 0) {
-    snprintf(msg, sizeof msg, "pid=%ld version=%u", (long)getpid(),
-             c->rt->version);
-    client_reply(c, "ok", msg);
-  } else {
-    client_reply(c, "error", "unknown command (known: reload, stats, "
-                 "stats text, ping)");
-  }
+  c->ctl->handler(c, c->request, c->ctl->ud);
 }
 
 static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct ctl_client *c = h->data;
+  struct lunet_control_client *c = h->data;
   (void)suggested;
   *buf = uv_buf_init(c->request + c->len,
                      (unsigned)(sizeof c->request - 1 - c->len));
 }
 
 static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct ctl_client *c = s->data;
+  struct lunet_control_client *c = s->data;
   (void)buf;
   if (nread < 0) return client_close(c);
   c->len += (size_t)nread;
@@ -157,7 +165,7 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return client_command(c);
   }
   if (c->len == sizeof c->request - 1)
-    client_reply(c, "error", "request too long");
+    lunet_control_reply(c, "error", "request too long");
 }
 
 static void client_timeout(uv_timer_t *t) {
@@ -166,20 +174,20 @@ static void client_timeout(uv_timer_t *t) {
 }
 
 static void control_connection(uv_stream_t *server, int status) {
-  struct lunet_runtime *rt = server->data;
-  struct ctl_client *c;
+  struct lunet_control *ctl = server->data;
+  struct lunet_control_client *c;
   if (status < 0 || (c = calloc(1, sizeof *c)) == NULL) return;
-  c->rt = rt;
+  c->ctl = ctl;
   c->open_handles = 2;
-  uv_pipe_init(&rt->loop, &c->pipe, 0);
-  uv_timer_init(&rt->loop, &c->timer);
+  uv_pipe_init(server->loop, &c->pipe, 0);
+  uv_timer_init(server->loop, &c->timer);
   c->pipe.data = c->timer.data = c;
   if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) return client_close(c);
   uv_timer_start(&c->timer, client_timeout, CLIENT_TIMEOUT_MS, 0);
   uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read);
 }
 
-static int control_bind(struct lunet_runtime *rt, struct lunet_control *ctl,
+static int control_bind(uv_loop_t *loop, struct lunet_control *ctl,
                         const char *path) {
   char dir[PATH_MAX];
   if (path != NULL) {
@@ -192,8 +200,8 @@ static int control_bind(struct lunet_runtime *rt, struct lunet_control *ctl,
       return UV_ENAMETOOLONG;
   }
   unlink(ctl->path); /* a stale socket of a dead process with our pid */
-  uv_pipe_init(&rt->loop, &ctl->server, 0);
-  ctl->server.data = rt;
+  uv_pipe_init(loop, &ctl->server, 0);
+  ctl->server.data = ctl;
   int r = uv_pipe_bind(&ctl->server, ctl->path);
   if (r == 0) r = uv_listen((uv_stream_t *)&ctl->server, 8,
                             control_connection);
@@ -204,10 +212,14 @@ static void control_closed(uv_handle_t *h) {
   free(lunet_container_of(h, struct lunet_control, server));
 }
 
-int lunet_control_start(struct lunet_runtime *rt, const char *path) {
+int lunet_control_listen(uv_loop_t *loop, const char *path,
+                         lunet_control_handler handler, void *ud,
+                         struct lunet_control **out) {
   struct lunet_control *ctl = calloc(1, sizeof *ctl);
   if (ctl == NULL) return UV_ENOMEM;
-  int r = control_bind(rt, ctl, path);
+  ctl->handler = handler;
+  ctl->ud = ud;
+  int r = control_bind(loop, ctl, path);
   if (r < 0) {
     lunet_log(LUNET_LOG_ERROR, "control socket failed", "path", ctl->path,
               "error", uv_strerror(r), NULL);
@@ -219,16 +231,24 @@ int lunet_control_start(struct lunet_runtime *rt, const char *path) {
   }
   /* Reload requests must not keep a finished client script alive. */
   uv_unref((uv_handle_t *)&ctl->server);
-  rt->control = ctl;
+  *out = ctl;
   lunet_log(LUNET_LOG_INFO, "control socket", "path", ctl->path, NULL);
   return 0;
 }
 
-void lunet_control_stop(struct lunet_runtime *rt) {
-  struct lunet_control *ctl = rt->control;
-  if (ctl == NULL) return;
+void lunet_control_close(struct lunet_control *ctl) {
   unlink(ctl->path);
   uv_close((uv_handle_t *)&ctl->server, control_closed);
+}
+
+int lunet_control_start(struct lunet_runtime *rt, const char *path) {
+  return lunet_control_listen(&rt->loop, path, runtime_command, rt,
+                              &rt->control);
+}
+
+void lunet_control_stop(struct lunet_runtime *rt) {
+  if (rt->control == NULL) return;
+  lunet_control_close(rt->control);
   rt->control = NULL;
 }
 

@@ -6,17 +6,41 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <uv.h>
 
 struct lunet_runtime;
+struct lunet_control;
+struct lunet_control_client;
+
+/* Answers one request line; must end with lunet_control_reply, now or
+ * later (the client waits, bounded by its own timeout). */
+typedef void (*lunet_control_handler)(struct lunet_control_client *c,
+                                      const char *request, void *ud);
 
 /* The directory holding instances' sockets: $XDG_RUNTIME_DIR/lunet, or
  * /tmp/lunet-UID. Created 0700 when `create` is set. 0 or -1. */
 int lunet_control_dir(char *out, size_t cap, int create);
 
-/* Listens on `path` (NULL: DIR/PID.sock) and logs where. 0 or UV error. */
+/* Listens on `path` (NULL: DIR/PID.sock) and logs where; requests go to
+ * handler. 0 or UV error. */
+int lunet_control_listen(uv_loop_t *loop, const char *path,
+                         lunet_control_handler handler, void *ud,
+                         struct lunet_control **out);
+
+/* Writes "STATUS DETAIL\n" and closes the client once it is written. */
+void lunet_control_reply(struct lunet_control_client *c, const char *status,
+                         const char *detail);
+
+/* Newlines in an error (a traceback) would end a reply line early. */
+void lunet_control_flatten(char *s);
+
+/* Stops listening and removes the socket file. */
+void lunet_control_close(struct lunet_control *ctl);
+
+/* A single process's control socket: reload, stats, stats text, ping. */
 int lunet_control_start(struct lunet_runtime *rt, const char *path);
 
-/* Stops listening and removes the socket file. Idempotent. */
+/* Closes rt's control socket if it has one. */
 void lunet_control_stop(struct lunet_runtime *rt);
 
 /* Client side, for `lunet reload`: sends one command to the socket at
