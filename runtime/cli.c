@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "log.h"
 
@@ -24,6 +25,8 @@ const char lunet_cli_usage[] =
     "                          0: unlimited)\n"
     "  --memory-limit MB       Lua heap limit for scripts (default 1024,\n"
     "                          0: unlimited)\n"
+    "  --workers N|auto        N worker processes sharing the listeners\n"
+    "                          (auto: one per core)\n"
     "  --watch                 reload when the script or its modules change\n"
     "  --metrics ADDR          serve GET /metrics (Prometheus) on ADDR\n"
     "  --control PATH          control socket for `lunet reload` (default:\n"
@@ -136,10 +139,25 @@ static int parse_count(struct parser *p, const char *opt, const char *value,
   return 0;
 }
 
+static int parse_workers(struct parser *p, struct lunet_cli *cli,
+                         const char *value) {
+  char *end;
+  unsigned long n = strtoul(value, &end, 10);
+  if (strcmp(value, "auto") == 0)
+    n = uv_available_parallelism();
+  else if (*value == '\0' || *value == '-' || *end != '\0' || n < 1 ||
+           n > LUNET_WORKERS_MAX)
+    return fail(p, "--workers expects 1 to 256 or auto, got '%s'", value);
+  cli->workers = (int)(n > LUNET_WORKERS_MAX ? LUNET_WORKERS_MAX : n);
+  return 0;
+}
+
 static int parse_option(struct parser *p, struct lunet_cli *cli,
                         const char *arg) {
   const char *v;
   if (is_instance_command(cli)) return parse_instance_option(p, cli, arg);
+  if ((v = option_value(p, arg, "--workers")) != NULL)
+    return *v ? parse_workers(p, cli, v) : fail(p, "%s needs a value", arg);
   if (strcmp(arg, "--watch") == 0) return cli->watch = 1, 0;
   if ((v = option_value(p, arg, "--metrics")) != NULL) {
     cli->metrics = v;

@@ -11,6 +11,7 @@ enum lunet_command { LUNET_CMD_RUN, LUNET_CMD_CHECK, LUNET_CMD_RELOAD,
                      LUNET_CMD_VERSION };
 
 #define LUNET_SERVICE_NAME_MAX 64
+#define LUNET_WORKERS_MAX 256
 
 struct lunet_listen_override {
   char service[LUNET_SERVICE_NAME_MAX]; /* copied: argv stays as given */
@@ -33,6 +34,8 @@ struct lunet_cli {
   unsigned shutdown_timeout_ms;
   unsigned budget_ms;       /* per handler call; 0: none */
   unsigned memory_limit_mb; /* Lua heap; 0: none */
+  int workers;   /* run --workers N: a supervisor and N workers; 0: none */
+  int worker_id; /* in a worker process, its id (1..workers); else 0 */
   int script_argc; /* arguments after "--", handed to the script */
   char **script_argv;
 };

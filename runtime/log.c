@@ -20,6 +20,8 @@
 
 static int log_level = LUNET_LOG_INFO;
 static int log_format = LUNET_LOG_TEXT;
+/* A field every record of this process ends with (worker=N), or none. */
+static const char *process_key, *process_value;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error",
                                           NULL};
@@ -30,6 +32,11 @@ void lunet_log_configure(int level, int format) {
 }
 
 int lunet_log_enabled(int level) { return level >= log_level; }
+
+void lunet_log_set_process_field(const char *key, const char *value) {
+  process_key = key;
+  process_value = value;
+}
 
 int lunet_log_parse_level(const char *name) {
   for (int i = 0; level_names[i] != NULL; i++)
@@ -214,7 +221,14 @@ void lunet_log_pairs(int level, const char *msg, const char *const *kv,
                      int npairs) {
   char ts[64];
   char line[LOG_RECORD_MAX];
+  const char *tagged[2 * (LOG_PAIRS_MAX + 4)];
   if (!lunet_log_enabled(level)) return;
+  if (process_key != NULL && npairs < LOG_PAIRS_MAX + 3) {
+    memcpy(tagged, kv, sizeof *kv * 2 * (size_t)npairs);
+    tagged[2 * npairs] = process_key;
+    tagged[2 * npairs + 1] = process_value;
+    kv = tagged, npairs++;
+  }
   format_timestamp(ts, sizeof ts);
   size_t n = lunet__log_format(line, sizeof line - 1, log_format, level, ts,
                                msg, kv, npairs);

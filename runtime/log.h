@@ -17,6 +17,10 @@ enum lunet_log_format { LUNET_LOG_TEXT, LUNET_LOG_JSON };
 void lunet_log_configure(int level, int format);
 int lunet_log_enabled(int level);
 int lunet_log_parse_level(const char *name);
+
+/* Ends every later record with key=value (a worker's id); the strings must
+ * outlive the process's logging. NULL key: no such field. */
+void lunet_log_set_process_field(const char *key, const char *value);
 int lunet_log_parse_format(const char *name);
 
 /* Logs msg with key/value string pairs; the list ends with a NULL key.

@@ -103,5 +103,11 @@ int lunet_open(lua_State *L) {
   lua_setfield(L, -2, "log");
   lua_pushliteral(L, LUNET_VERSION);
   lua_setfield(L, -2, "version");
+  /* Which process of --workers N this is: 1..N; 1 of 1 without workers. */
+  const struct lunet_cli *cli = lunet_rt(L)->cli;
+  lua_pushinteger(L, cli->worker_id ? cli->worker_id : 1);
+  lua_setfield(L, -2, "worker");
+  lua_pushinteger(L, cli->workers ? cli->workers : 1);
+  lua_setfield(L, -2, "workers");
   return 1;
 }

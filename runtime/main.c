@@ -14,6 +14,8 @@
 #include "control_client.h"
 #include "runtime.h"
 #include "service.h"
+#include "supervisor.h"
+#include "worker.h"
 #include "watch.h"
 
 #define EXIT_USAGE 2
@@ -96,8 +98,15 @@ static int command_check(struct lunet_runtime *rt) {
   return 0;
 }
 
-static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
-  struct signals sig;
+/* A worker's supervisor owns the pidfile, the control socket and the
+ * metrics endpoint; the worker reports the script's metrics address. */
+static int serve_as_worker(struct lunet_runtime *rt) {
+  if (lunet_worker_attach(rt) < 0 || lunet_runtime_listen(rt) < 0) return 1;
+  lunet_worker_ready(rt, rt->metrics_addr);
+  return 0;
+}
+
+static int serve_alone(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   const char *metrics = cli->metrics ? cli->metrics : rt->metrics_addr;
   if (lunet_runtime_listen(rt) < 0) return 1;
   if (metrics != NULL && *metrics && lunet_metrics_serve(rt, metrics) < 0)
@@ -111,11 +120,17 @@ static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   if (!lunet_list_empty(&rt->services) &&
       lunet_control_start(rt, cli->control) < 0)
     return 1;
+  return 0;
+}
+
+static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
+  struct signals sig;
+  if (cli->worker_id ? serve_as_worker(rt) : serve_alone(rt, cli)) return 1;
   if (cli->watch && lunet_watch_start(rt) < 0) return 1;
   signals_start(&sig, rt);
   int code = lunet_runtime_run(rt);
   signals_stop(&sig);
-  if (cli->pidfile != NULL) unlink(cli->pidfile);
+  if (cli->pidfile != NULL && !cli->worker_id) unlink(cli->pidfile);
   char exit_code[8];
   snprintf(exit_code, sizeof exit_code, "%d", code);
   lunet_log(LUNET_LOG_INFO, "exited", "code", exit_code, NULL);
@@ -149,6 +164,10 @@ int main(int argc, char **argv) {
   /* Peers that vanish must cost an EPIPE on one write, not the process. */
   signal(SIGPIPE, SIG_IGN);
   lunet_log_configure(cli.log_level, cli.log_format);
+  if (lunet_worker_identify(&cli, err, sizeof err) < 0)
+    return usage_error(err);
+  if (cli.command == LUNET_CMD_RUN && cli.workers > 0 && !cli.worker_id)
+    return lunet_supervisor_run(&cli, argv);
   struct lunet_runtime *rt = lunet_runtime_new(&cli, err, sizeof err);
   if (rt == NULL) return usage_error(err);
   int code = cli.command == LUNET_CMD_CHECK ? command_check(rt)

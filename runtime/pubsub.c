@@ -2,8 +2,12 @@
 
 #include <lauxlib.h>
 
+#include <string.h>
+
 #include "call.h"
+#include "log.h"
 #include "runtime.h"
+#include "worker.h"
 
 #define SUB_MT "lunet.subscription"
 #define SUB_UV_FN 1
@@ -125,14 +129,42 @@ static int deliver(lua_State *L, int list) {
   return (int)delivered;
 }
 
-/* lunet.publish(topic, msg) -> number of subscribers that took it. */
+/* lunet.publish(topic, msg) -> number of subscribers in this process that
+ * took it; under --workers the other workers get it too, asynchronously. */
 int lunet_pubsub_publish(lua_State *L) {
-  luaL_checkstring(L, 1);
+  size_t tlen, mlen;
+  const char *topic = luaL_checklstring(L, 1, &tlen);
   luaL_checktype(L, 2, LUA_TSTRING);
+  luaL_argcheck(L, memchr(topic, '\0', tlen) == NULL, 1,
+                "topic contains a NUL byte");
   lua_settop(L, 2);
+  const char *msg = lua_tolstring(L, 2, &mlen);
+  lunet_worker_publish(lunet_rt(L), topic, tlen, msg, mlen);
   int delivered = push_list(L, 1, 0) ? deliver(L, 3) : 0;
   lua_pushinteger(L, delivered);
   return 1;
+}
+
+static int deliver_here(lua_State *L) {
+  lua_pushinteger(L, push_list(L, 1, 0) ? deliver(L, 3) : 0);
+  return 1;
+}
+
+void lunet_pubsub_deliver(struct lunet_runtime *rt, const char *topic,
+                          size_t tlen, const char *msg, size_t mlen) {
+  lua_State *L = rt->L;
+  int top = lua_gettop(L);
+  /* The script memory cap applies inside protected calls only, so these
+   * pushes are the runtime's own and cannot hit it. */
+  lua_pushlstring(L, topic, tlen);
+  lua_pushcfunction(L, deliver_here);
+  lua_pushvalue(L, -2);
+  lua_pushlstring(L, msg, mlen);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+    lunet_log(LUNET_LOG_ERROR, "delivery from another worker failed",
+              "topic", lua_tostring(L, top + 1), "error",
+              lua_tostring(L, -1), NULL);
+  lua_settop(L, top);
 }
 
 static int sub_unsubscribe(lua_State *L) {

@@ -21,6 +21,7 @@
 #include "reload.h"
 #include "script.h"
 #include "service.h"
+#include "worker.h"
 #include "tcp.h"
 #include "timer.h"
 #include "udp.h"
@@ -246,6 +247,9 @@ int lunet__runtime_apply_overrides(struct lunet_runtime *rt,
       return snprintf(err, errcap, "--listen %s=%s: not an address like "
                       "127.0.0.1:0 or [::1]:0", o->service, o->addr), -1;
   }
+  for (struct lunet_list *q = services->next; q != services; q = q->next)
+    lunet_worker_resolve_port(lunet_container_of(q, struct lunet_service,
+                                                 node));
   return 0;
 }
 
@@ -363,6 +367,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   rt->tearing_down = 1;
   lunet_control_stop(rt);
   lunet_watch_stop(rt);
+  lunet_worker_detach(rt);
   if (rt->L != NULL) {
     close_all_conns(rt, 0);
     lunet_timer_stop_all(rt);

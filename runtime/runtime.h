@@ -40,6 +40,7 @@ struct lunet_runtime {
   int fd_exhausted; /* the last probe found no free descriptor */
   int exit_code;
   struct lunet_control *control; /* NULL when not listening */
+  struct lunet_worker *worker;   /* the supervisor channel, in a worker */
   struct lunet_watch *watch;     /* NULL without --watch */
   struct lunet_list reload_waiting; /* reload requests for the next batch */
   int reload_running;               /* a batch is reading its files */

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
+#include "worker.h"
 
 #define LISTEN_BACKLOG 511
 
@@ -22,7 +23,9 @@ static void tcp_listener_close_cb(uv_handle_t *h) { free(h); }
 static int tcp_bind(struct lunet_service *svc, uv_tcp_t *tcp) {
   struct sockaddr_storage bound;
   int r, len = sizeof bound;
-  if ((r = uv_tcp_bind(tcp, (struct sockaddr *)&svc->addr, 0)) < 0) return r;
+  if ((r = lunet_worker_share_port(svc->rt, (uv_handle_t *)tcp)) < 0 ||
+      (r = uv_tcp_bind(tcp, (struct sockaddr *)&svc->addr, 0)) < 0)
+    return r;
   if ((r = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG,
                      tcp_connection_cb)) < 0)
     return r;
@@ -36,7 +39,11 @@ int lunet_tcp_listen(struct lunet_service *svc) {
   uv_tcp_t *tcp = malloc(sizeof *tcp);
   int r;
   if (tcp == NULL) return UV_ENOMEM;
-  uv_tcp_init(&svc->rt->loop, tcp);
+  /* Made with its socket, so that SO_REUSEPORT can be set before bind. */
+  if ((r = uv_tcp_init_ex(&svc->rt->loop, tcp, svc->addr.ss_family)) < 0) {
+    free(tcp);
+    return r;
+  }
   tcp->data = svc;
   if ((r = tcp_bind(svc, tcp)) < 0) {
     uv_close((uv_handle_t *)tcp, tcp_listener_close_cb);
@@ -46,9 +53,10 @@ int lunet_tcp_listen(struct lunet_service *svc) {
     return r;
   }
   svc->listener = tcp;
-  lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto",
-            svc->kind == LUNET_KIND_HTTP ? "http" : "tcp", "addr", svc->bound,
-            NULL);
+  const char *proto = svc->kind == LUNET_KIND_HTTP ? "http" : "tcp";
+  lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto", proto,
+            "addr", svc->bound, NULL);
+  lunet_worker_listening(svc, proto);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "ratelimit.h"
 #include "runtime.h"
 #include "service.h"
+#include "worker.h"
 #include "timer.h"
 
 #define UDP_MT "lunet.udp"
@@ -173,8 +174,13 @@ static struct lunet_udp *udp_new(lua_State *L, struct lunet_service *svc) {
   struct lunet_runtime *rt = lunet_rt(L);
   struct lunet_udp *u = calloc(1, sizeof *u);
   if (u == NULL) return NULL;
-  /* recvmmsg where libuv has it: one syscall for a batch of datagrams */
-  uv_udp_init_ex(&rt->loop, &u->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
+  /* recvmmsg where libuv has it: one syscall for a batch of datagrams. A
+   * service's socket is made now, so SO_REUSEPORT can precede bind; if
+   * that fails, bind makes it and reports the error. */
+  if (svc == NULL ||
+      uv_udp_init_ex(&rt->loop, &u->handle,
+                     svc->addr.ss_family | UV_UDP_RECVMMSG) < 0)
+    uv_udp_init_ex(&rt->loop, &u->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
   u->handle.data = u;
   u->rt = rt;
   u->svc = svc;
@@ -230,7 +236,8 @@ int lunet_udp_listen(struct lunet_service *svc) {
   struct lunet_udp *u = udp_new(L, svc);
   if (u == NULL) return UV_ENOMEM;
   lua_pop(L, 1);
-  int r = udp_bind(u, (struct sockaddr *)&svc->addr);
+  int r = lunet_worker_share_port(svc->rt, (uv_handle_t *)&u->handle);
+  if (r == 0) r = udp_bind(u, (struct sockaddr *)&svc->addr);
   if (r < 0) {
     lunet_log(LUNET_LOG_ERROR, "listen failed", "service", svc->name, "proto",
               "udp", "addr", svc->addr_text, "error", uv_strerror(r), NULL);
@@ -242,6 +249,7 @@ int lunet_udp_listen(struct lunet_service *svc) {
   memcpy(svc->bound, u->bound, sizeof svc->bound);
   lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto", "udp",
             "addr", svc->bound, NULL);
+  lunet_worker_listening(svc, "udp");
   return 0;
 }
 
