@@ -44,8 +44,8 @@ static const char hello_body[] = "Hello, World!";
 struct conn {
   uv_tcp_t tcp;
   llhttp_t parser;
-  unsigned url_len;   /* bytes of the request target seen so far */
-  char url_first;     /* its first byte: "/" with url_len 1 is the root */
+  unsigned url_len;      /* bytes of the request target seen so far */
+  char url_first;        /* its first byte: "/" with url_len 1 is the root */
   unsigned char paused;  /* reading stopped until the write queue drains */
   unsigned char closing; /* answer, then close (no keep-alive, or 400) */
 };
@@ -70,7 +70,7 @@ static llhttp_settings_t settings;
  * Date header, formatted when the loop's second changes
  * =================================================================== */
 
-static char date_line[64];  /* "Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n" */
+static char date_line[64]; /* "Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n" */
 static size_t date_len;
 static time_t date_second = -1;
 
@@ -182,9 +182,10 @@ static void respond(struct conn *c, const char *status, const char *body,
   p += sprintf(p, "HTTP/1.1 %s\r\nServer: ceiling\r\n", status);
   memcpy(p, date_line, date_len);
   p += date_len;
-  p += sprintf(p, "Content-Type: text/plain; charset=utf-8\r\n"
-               "Content-Length: %s\r\n%s\r\n", len_text,
-               c->closing ? "Connection: close\r\n" : "");
+  p += sprintf(p,
+               "Content-Type: text/plain; charset=utf-8\r\n"
+               "Content-Length: %s\r\n%s\r\n",
+               len_text, c->closing ? "Connection: close\r\n" : "");
   if (!head) {
     memcpy(p, body, body_len);
     p += body_len;

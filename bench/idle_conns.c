@@ -13,8 +13,10 @@
  * request (GET PATH) and counts as up only once the whole response is in
  * (a 2xx status, the body by Content-Length): the server then holds idle
  * keep-alive connections that have each served one request, not fresh
- * ones. Memory for a response's headers exists only until it completes. A timer ends every
- * phase and an alarm backs them up, so it always stops by itself.
+ * ones. Memory for a response's headers exists only until it completes.
+ *
+ * A timer ends every phase and an alarm backs them up, so it always stops
+ * by itself.
  *
  * Exit status 0; 1 if the connections were not all up within
  * CONNECT_GRACE_MS, a connect failed, the server closed any of them while
@@ -56,9 +58,9 @@ struct conn {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
   unsigned id;
-  char *head;          /* --request: response head so far, NULL when done */
+  char *head; /* --request: response head so far, NULL when done */
   unsigned head_len;
-  long body_left;      /* -1 until the head is complete */
+  long body_left; /* -1 until the head is complete */
 };
 
 struct options {
@@ -250,9 +252,10 @@ static int conns_init(void) {
 static void phase_cb(uv_timer_t *timer) {
   (void)timer;
   if (phase == PH_CONNECT)
-    bench_fail("connect timeout: %u of %u connections up (%u connected) "
-               "after %d s", up, opt.conns, connected,
-               CONNECT_GRACE_MS / 1000);
+    bench_fail(
+        "connect timeout: %u of %u connections up (%u connected) "
+        "after %d s",
+        up, opt.conns, connected, CONNECT_GRACE_MS / 1000);
   else if (phase == PH_HOLD)
     stop_all();
 }
@@ -260,8 +263,7 @@ static void phase_cb(uv_timer_t *timer) {
 static void begin_hold(void) {
   phase = PH_HOLD;
   hold_start = uv_hrtime();
-  printf("ready conns=%u answered=%u\n", up,
-         opt.request_path != NULL ? up : 0);
+  printf("ready conns=%u answered=%u\n", up, opt.request_path != NULL ? up : 0);
   fflush(stdout);
   uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.max_seconds), 0);
 }
@@ -304,8 +306,7 @@ static int raise_nofile(void) {
     fprintf(stderr,
             "idle_conns: open-file limit %llu too small for %u connections "
             "(need %u; raise the hard limit, ulimit -Hn)\n",
-            (unsigned long long)rl.rlim_cur, opt.conns,
-            opt.conns + FD_SLACK);
+            (unsigned long long)rl.rlim_cur, opt.conns, opt.conns + FD_SLACK);
     return -1;
   }
   return 0;
@@ -323,8 +324,8 @@ static void usage(FILE *f) {
           "[--max-seconds S] [--request PATH]\n"
           "Loopback only. Holds N idle connections until SIGTERM/SIGINT or "
           "S seconds\n(default 120) pass; prints 'ready conns=N' once all "
-          "are up.\nWith --request, each first sends GET PATH (HTTP/1.1 keep-alive) "
-          "and is up once\nthe whole response is in.\n");
+          "are up.\nWith --request, each first sends GET PATH (HTTP/1.1 "
+          "keep-alive) and is up\nonce the whole response is in.\n");
 }
 
 static int parse_one(int ch, const char *v) {
@@ -381,8 +382,8 @@ static int parse_options(int argc, char **argv) {
  * =================================================================== */
 
 static void report(void) {
-  double held = hold_end > hold_start
-                    ? (double)(hold_end - hold_start) / 1e9 : 0.0;
+  double held =
+      hold_end > hold_start ? (double)(hold_end - hold_start) / 1e9 : 0.0;
   if (closed_by_server > 0 && bench_errors == 0) bench_errors++;
   fprintf(stderr,
           "idle_conns: conns=%u up=%u held_s=%.3f closed_by_server=%u\n",
