@@ -525,16 +525,18 @@ void lunet_conn_connected(struct lunet_conn *c) { conn_start(c); }
  * Lua methods
  * =================================================================== */
 
-static const char conn_mt_key = 'C'; /* the metatable, by address */
+/* Every method and metamethod has the metatable as upvalue 1. */
+#define CONN_UP_MT lua_upvalueindex(1)
+#define CONN_UP_METHODS lua_upvalueindex(2) /* __index only */
 
-/* luaL_checkudata without its lookup by name on every method call. */
+/* luaL_checkudata without a registry lookup on every method call: the
+ * metatable to compare with is an upvalue. */
 static struct conn_box *conn_box(lua_State *L) {
   struct conn_box *b = lua_touserdata(L, 1);
   int ok = b != NULL && lua_getmetatable(L, 1);
   if (ok) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
-    ok = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    ok = lua_topointer(L, -1) == lua_topointer(L, CONN_UP_MT);
+    lua_pop(L, 1);
   }
   if (!ok) luaL_typeerror(L, 1, CONN_MT);
   return b;
@@ -698,12 +700,14 @@ static int push_peer(lua_State *L, const struct lunet_conn *c) {
   return 1;
 }
 
-/* Methods come from upvalue 1; data, id, peer and service are fields. */
+/* Methods come from upvalue 2, looked up first: conn:write(s) is the
+ * per-message path, and a method checks its own argument when called.
+ * data, id, peer and service are fields. */
 static int conn_index(lua_State *L) {
-  struct conn_box *b = conn_box(L);
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_rawget(L, CONN_UP_METHODS) != LUA_TNIL) return 1;
+  struct conn_box *b = conn_box(L);
   const char *key = lua_tostring(L, 2);
   if (key == NULL) return 0;
   if (strcmp(key, "data") == 0) return push_data(L);
@@ -756,10 +760,13 @@ void lunet_conn_open(lua_State *L) {
                                   {NULL, NULL}};
   luaL_newmetatable(L, CONN_MT);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &conn_mt_key);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_pushcclosure(L, conn_index, 1);
+  luaL_setfuncs(L, meta, 1);
+  luaL_newlibtable(L, methods);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, methods, 1);
+  lua_pushvalue(L, -2); /* upvalue 1: the metatable */
+  lua_insert(L, -2);    /* upvalue 2: the methods */
+  lua_pushcclosure(L, conn_index, 2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
