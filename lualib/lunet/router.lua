@@ -17,6 +17,8 @@
 -- res)) runs once the handler returned.
 local M = {}
 
+local find, sub, char, tonumber = string.find, string.sub, string.char, tonumber
+
 local Router = {}
 Router.__index = Router
 
@@ -25,8 +27,9 @@ local function new_node()
 end
 
 function M.new()
-  return setmetatable({ root = new_node(), befores = {}, afters = {} },
-    Router)
+  -- exact: routes without parameters by their path, looked up first
+  return setmetatable({ root = new_node(), exact = {}, befores = {},
+    afters = {} }, Router)
 end
 
 local function split(path)
@@ -65,6 +68,10 @@ function Router:route(method, path, handler)
   for i, seg in ipairs(segments) do
     node = child_for(node, seg, i == #segments, path)
   end
+  if not find(path, "[:*]") then
+    self.exact["/" .. table.concat(segments, "/")] = node
+  end
+  node.routed = true -- has handlers: tested without a call to next()
   for _, m in ipairs(type(method) == "table" and method or { method }) do
     node.handlers[m:upper()] = handler
   end
@@ -80,40 +87,106 @@ end
 function Router:before(fn) self.befores[#self.befores + 1] = fn; return self end
 function Router:after(fn) self.afters[#self.afters + 1] = fn; return self end
 
+local function hex_char(h) return char(tonumber(h, 16)) end
+
 local function decode(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  if not find(s, "%", 1, true) then return s end
+  return (s:gsub("%%(%x%x)", hex_char))
 end
 
--- Depth-first with precedence; params are filled on the way back.
-local function match(node, segments, i, params)
-  if i > #segments then
-    if next(node.handlers) then return node end
+-- The rest of a path from a wildcard on, as its segments joined by "/".
+local function rest_of(path, from)
+  local rest = sub(path, from)
+  if find(rest, "//", 1, true) or sub(rest, -1) == "/" then
+    rest = rest:gsub("/+", "/"):gsub("/$", "")
+  end
+  return decode(rest)
+end
+
+-- The next segment of path at or after pos: its first and last index.
+local function segment(path, pos)
+  return find(path, "[^/]+", pos)
+end
+
+-- The common case in one loop: static where there is one, else the
+-- parameter. When that walk ends on a route it is the route the full
+-- search below would find first (it tries the same branches in the same
+-- order); when it does not, the full search runs. Calls into C cost more
+-- than anything else here, so each segment costs one find and one sub.
+-- The path begins with "/" and has no percent-encoding.
+local function match_greedy(node, path)
+  local pos, last, params = 2, #path, nil
+  while pos <= last do
+    local slash = find(path, "/", pos, true) -- a plain find: half the cost
+    local e = slash and slash - 1 or last
+    if e < pos then return nil end -- "//": left to the full search
+    local seg = sub(path, pos, e)
+    local nxt = node.static[seg]
+    if not nxt then
+      local p = node.param
+      if not p then return nil end
+      params = params or {}
+      params[p.name] = seg
+      nxt = p.node
+    end
+    node, pos = nxt, e + 2
+  end
+  if node.routed then return node, params end
+  return nil
+end
+
+-- Depth-first with precedence, reading the segments of `path` from `pos`
+-- without splitting it into a table. Returns the node and the params,
+-- made on the way back by the first parameter that matched (nil if none).
+local function match(node, path, pos)
+  local s, e = segment(path, pos)
+  if not s then
+    if node.routed then return node end
     local w = node.wildcard
-    if w and next(w.node.handlers) then params[w.name] = ""; return w.node end
+    if w and w.node.routed then return w.node, { [w.name] = "" } end
     return nil
   end
-  local seg = segments[i]
+  local seg = sub(path, s, e)
   local static = node.static[seg]
-  local found = static and match(static, segments, i + 1, params)
-  if found then return found end
+  if static then
+    local found, params = match(static, path, e + 1)
+    if found then return found, params end
+  end
   local p = node.param
   if p then
-    found = match(p.node, segments, i + 1, params)
-    if found then params[p.name] = decode(seg); return found end
+    local found, params = match(p.node, path, e + 1)
+    if found then
+      params = params or {}
+      params[p.name] = decode(seg)
+      return found, params
+    end
   end
   local w = node.wildcard
-  if w and next(w.node.handlers) then
-    params[w.name] = decode(table.concat(segments, "/", i))
-    return w.node
+  if w and w.node.routed then
+    return w.node, { [w.name] = rest_of(path, s) }
   end
   return nil
 end
 
--- The route for a path, and its params (nil when none matches).
-function Router:find(path)
-  local params = {}
-  local node = match(self.root, split(path), 1, params)
+-- The route for a path and its params (nil when it has none).
+local function route_of(self, path)
+  local exact = self.exact[path]
+  if exact then return exact end
+  local node, params
+  -- An origin-form path (it sorts between "/" and "0": its first byte is
+  -- "/", tested without a call), with nothing to decode.
+  if path >= "/" and path < "0" and not find(path, "%", 1, true) then
+    node, params = match_greedy(self.root, path)
+  end
+  if not node then node, params = match(self.root, path, 1) end
   return node, params
+end
+
+-- The route for a path, and its params (nil when no route matches; an
+-- empty table when the route has none).
+function Router:find(path)
+  local node, params = route_of(self, path)
+  return node, node and (params or {})
 end
 
 local function allow_header(handlers)
@@ -124,24 +197,37 @@ local function allow_header(handlers)
   return table.concat(methods, ", ")
 end
 
-function Router:dispatch(req, res)
-  for _, fn in ipairs(self.befores) do
-    if fn(req, res) then return end
+-- req.params may already exist (a before hook looked at it): add to it.
+local function set_params(req, params)
+  local have = rawget(req, "params")
+  if not have then
+    req.params = params
+  else
+    for k, v in pairs(params) do have[k] = v end
   end
-  local node, params = self:find(req.path)
+end
+
+function Router:dispatch(req, res)
+  local befores = self.befores
+  for i = 1, #befores do
+    if befores[i](req, res) then return end
+  end
+  local method = req.method
+  local node, params = route_of(self, req.path)
   if not node then
     res:send(404, "Not Found\n")
   else
-    local handler = node.handlers[req.method]
-      or (req.method == "HEAD" and node.handlers.GET)
+    local handler = node.handlers[method]
+      or (method == "HEAD" and node.handlers.GET)
     if not handler then
       res:send(405, "Method Not Allowed\n", { Allow = allow_header(node.handlers) })
     else
-      for k, v in pairs(params) do req.params[k] = v end
+      if params then set_params(req, params) end
       handler(req, res)
     end
   end
-  for _, fn in ipairs(self.afters) do fn(req, res) end
+  local afters = self.afters
+  for i = 1, #afters do afters[i](req, res) end
 end
 
 Router.__call = Router.dispatch
