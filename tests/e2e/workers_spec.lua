@@ -159,6 +159,23 @@ describe("--workers", function()
     assert.equal(0, (p:stop()))
   end)
 
+  it("shares udp sockets: flows from different ports reach both workers", function()
+    local p = start()
+    local addr = p:wait_log("msg=listening service=who_udp proto=udp addr=(%S+) worker=2")
+    local seen = {}
+    for i = 1, 60 do
+      local u = h.udp(addr)
+      assert(u:send("ping" .. i))
+      local reply = assert(u:receive())
+      u:close()
+      assert.matches("^ping" .. i .. " worker=%d$", reply)
+      seen[tonumber(reply:match("worker=(%d)$"))] = true
+      if seen[1] and seen[2] then break end
+    end
+    assert.is_true(seen[1] and seen[2])
+    assert.equal(0, (p:stop()))
+  end)
+
   it("carries pub/sub between workers", function()
     local p = start()
     local conns = one_per_worker(p)

@@ -22,4 +22,10 @@ return {
       lunet.publish("all", line)
     end,
   },
+  who_udp = {
+    udp = "127.0.0.1:0",
+    on_message = function(sock, data, peer)
+      sock:send(data .. " worker=" .. lunet.worker, peer)
+    end,
+  },
 }
