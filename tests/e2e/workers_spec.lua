@@ -143,11 +143,24 @@ describe("--workers", function()
     end
     assert.is_true(greeted[1] and greeted[2])
 
+    -- SIGHUP to the supervisor reaches both workers as well.
+    h.write_file(dir .. "/app.lua", source:gsub('"hello"', '"hola"'))
+    p:signal("HUP")
+    p:wait_log('msg=reloaded outcome="worker 1: version=3 [^"]*; worker 2: version=3 ')
+    for _ = 1, 60 do
+      local c, id, line = visit(p)
+      c:close()
+      assert.matches("^hola ", line)
+      greeted[id] = "hola"
+      if greeted[1] == "hola" and greeted[2] == "hola" then break end
+    end
+    assert.is_true(greeted[1] == "hola" and greeted[2] == "hola")
+
     h.write_file(dir .. "/app.lua", "return {")
     local code2, _, err = h.run({ "reload", "--pid", tostring(p.pid) })
     assert.equal(1, code2)
     assert.matches("worker 1 failed: .*app.lua.*worker 2 failed: .*app.lua", err)
-    -- Connections opened before both reloads still work, on version 2;
+    -- Connections opened before the reloads still work, on version 3;
     -- what one says reaches both workers.
     for from = 1, 2 do
       assert(conns[from]:send("after " .. from .. "\n"))
