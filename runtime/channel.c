@@ -1,10 +1,15 @@
 #include "channel.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define HEADER_SIZE 5 /* length, then type */
 #define READ_CHUNK 65536
+#define KEEP_IDLE_INPUT (256u << 10) /* a larger buffer goes when empty */
+#define DROP_LOG_INTERVAL_MS 1000
 
 struct frame_write {
   uv_write_t req;
@@ -79,6 +84,11 @@ static void channel_parse(struct lunet_channel *ch) {
   }
   memmove(ch->in, ch->in + off, ch->in_len - off);
   ch->in_len -= off;
+  if (ch->in_len == 0 && ch->in_cap > KEEP_IDLE_INPUT) {
+    free(ch->in); /* one large frame must not pin its buffer for good */
+    ch->in = NULL;
+    ch->in_cap = 0;
+  }
 }
 
 static void channel_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -92,6 +102,20 @@ static void channel_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 int lunet_channel_start(struct lunet_channel *ch) {
   return uv_read_start((uv_stream_t *)&ch->pipe, channel_alloc, channel_read);
+}
+
+void lunet_channel_note_drop(struct lunet_channel *ch, const char *what,
+                             const char *peer, int error) {
+  uint64_t now = uv_now(ch->pipe.loop);
+  char count[24];
+  ch->drops++;
+  if (ch->drop_logged_ms != 0 && now - ch->drop_logged_ms < DROP_LOG_INTERVAL_MS)
+    return;
+  snprintf(count, sizeof count, "%llu", (unsigned long long)ch->drops);
+  lunet_log(LUNET_LOG_WARN, "channel send refused", "what", what, "to", peer,
+            "count", count, "error", uv_strerror(error), NULL);
+  ch->drops = 0;
+  ch->drop_logged_ms = now;
 }
 
 static void frame_written(uv_write_t *req, int status) {

@@ -7,6 +7,7 @@
 #define LUNET_CHANNEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #define LUNET_CHANNEL_FRAME_MAX (4u << 20)
@@ -41,6 +42,8 @@ struct lunet_channel {
   char *in; /* unparsed input */
   size_t in_len, in_cap;
   int ended;
+  uint64_t drops;            /* sends refused since the last log record */
+  uint64_t drop_logged_ms;
 };
 
 /* Prepares ch->pipe on loop (for uv_spawn to fill, or for _open). */
@@ -57,6 +60,12 @@ int lunet_channel_start(struct lunet_channel *ch);
  * UV_ENOBUFS (queue full or frame too big), or another UV error. */
 int lunet_channel_send(struct lunet_channel *ch, int type, const char *a,
                        size_t alen, const char *b, size_t blen);
+
+/* Counts a send that failed with `error` and logs it, at most once a
+ * second per channel with the count (a stuck peer must not flood the log).
+ * `what` and `peer` say what was lost and to whom. */
+void lunet_channel_note_drop(struct lunet_channel *ch, const char *what,
+                             const char *peer, int error);
 
 /* Closes the pipe; on_closed runs once it has. Idempotent. */
 void lunet_channel_close(struct lunet_channel *ch);

@@ -84,9 +84,9 @@ static void relay_publish(struct lunet_worker_slot *from, const char *payload,
     int r = lunet_channel_send(&to->ch, LUNET_FRAME_DELIVER, payload, len,
                                NULL, 0);
     if (r < 0) {
-      char id[16];
-      lunet_log(LUNET_LOG_WARN, "publish not relayed", "to_worker",
-                id_text(to->id, id), "error", uv_strerror(r), NULL);
+      char id[24];
+      snprintf(id, sizeof id, "worker %d", to->id);
+      lunet_channel_note_drop(&to->ch, "publish", id, r);
     }
   }
 }

@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct lunet_worker {
 };
 
 static char worker_label[24]; /* the log field's value outlives main */
+static char *known_ports;      /* LUNET_WORKER_PORTS, kept for reloads */
 
 int lunet_worker_identify(struct lunet_cli *cli, char *err, size_t errcap) {
   const char *id = getenv("LUNET_WORKER"), *count = getenv("LUNET_WORKERS");
@@ -40,6 +42,12 @@ int lunet_worker_identify(struct lunet_cli *cli, char *err, size_t errcap) {
                     "environment (set by the supervisor)"), -1;
   cli->worker_id = (int)n;
   cli->workers = (int)of;
+  const char *ports = getenv("LUNET_WORKER_PORTS");
+  known_ports = strdup(ports ? ports : "");
+  /* Programs the script starts are not workers of ours. */
+  unsetenv("LUNET_WORKER");
+  unsetenv("LUNET_WORKERS");
+  unsetenv("LUNET_WORKER_PORTS");
   snprintf(worker_label, sizeof worker_label, "%ld", n);
   lunet_log_set_process_field("worker", worker_label);
   return 0;
@@ -54,8 +62,7 @@ static void send_logged(struct lunet_worker *w, int type, const char *a,
   int r = lunet_channel_send(&w->ch, type, a, alen, b, blen);
   if (r < 0 && !w->ch.ended) {
     char t[2] = {(char)type, '\0'};
-    lunet_log(LUNET_LOG_WARN, "cannot reach the supervisor", "frame", t,
-              "error", uv_strerror(r), NULL);
+    lunet_channel_note_drop(&w->ch, t, "supervisor", r);
   }
 }
 
@@ -161,6 +168,8 @@ int lunet_worker_attach(struct lunet_runtime *rt) {
   lunet_channel_init(&w->ch, &rt->loop, frame_cb, channel_end);
   w->ch.data = w;
   w->ch.on_closed = channel_closed;
+  /* Programs the script starts must not hold the channel open. */
+  fcntl(LUNET_WORKER_CHANNEL_FD, F_SETFD, FD_CLOEXEC);
   if ((r = lunet_channel_open(&w->ch, LUNET_WORKER_CHANNEL_FD)) < 0 ||
       (r = lunet_channel_start(&w->ch)) < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot open the supervisor channel",
@@ -207,7 +216,7 @@ static uint16_t *port_of(struct sockaddr_storage *ss) {
 
 /* LUNET_WORKER_PORTS is "NAME=ADDR\n..." from the supervisor. */
 void lunet_worker_resolve_port(struct lunet_service *svc) {
-  const char *map = getenv("LUNET_WORKER_PORTS");
+  const char *map = known_ports;
   size_t nlen = strlen(svc->name);
   struct sockaddr_storage known;
   char addr[LUNET_ADDR_STRLEN];
@@ -243,8 +252,6 @@ int lunet_worker_publish(struct lunet_runtime *rt, const char *topic,
   /* The NUL after the topic travels as the separator. */
   int r = lunet_channel_send(&w->ch, LUNET_FRAME_PUBLISH, topic, tlen + 1,
                              msg, mlen);
-  if (r < 0)
-    lunet_log(LUNET_LOG_WARN, "publish did not reach the other workers",
-              "topic", topic, "error", uv_strerror(r), NULL);
+  if (r < 0) lunet_channel_note_drop(&w->ch, "publish", "supervisor", r);
   return r;
 }
