@@ -286,6 +286,11 @@ static void stop_all(void) {
   uv_close((uv_handle_t *)&phase_timer, NULL);
   uv_close((uv_handle_t *)&sigterm, NULL);
   uv_close((uv_handle_t *)&sigint, NULL);
+  /* Closing the handles restored the default action, and timeout(1)
+   * forwards a TERM to its whole process group, so a second copy could
+   * kill us mid-close: from here the hard deadline is the backstop. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   for (unsigned i = 0; conns != NULL && i < opt.conns; i++)
     if (!uv_is_closing((uv_handle_t *)&conns[i].tcp))
       uv_close((uv_handle_t *)&conns[i].tcp, NULL);
