@@ -402,8 +402,9 @@ int lunet_http_attach(struct lunet_conn *c) {
   llhttp_init(&h->parser, HTTP_REQUEST, &settings);
   h->parser.data = h;
   h->c = c;
-  h->res_ref = LUA_NOREF;
   h->phase = HTTP_IDLE;
+  lua_pushboolean(c->svc->rt->L, 0);
+  h->pin_ref = luaL_ref(c->svc->rt->L, LUA_REGISTRYINDEX);
   c->http = h;
   return 0;
 }
@@ -416,6 +417,7 @@ void lunet_http_detach(struct lunet_conn *c) {
   struct lunet_http *h = c->http;
   if (h == NULL) return;
   lunet__http_release_response(c->svc->rt->L, h);
+  luaL_unref(c->svc->rt->L, LUA_REGISTRYINDEX, h->pin_ref);
   free_request(h);
   free(h);
   c->http = NULL;

@@ -14,6 +14,8 @@ enum http_phase {
   HTTP_DONE      /* the connection is closing */
 };
 
+struct res_box; /* http_response.c */
+
 struct http_header {
   uint32_t name, name_len, value, value_len; /* offsets into head */
 };
@@ -23,7 +25,9 @@ struct lunet_http {
   struct lunet_conn *c;
   enum http_phase phase;
   uint64_t deadline; /* loop ms: header read (READING), handler (HANDLING) */
-  int res_ref;       /* the response object in flight, or LUA_NOREF */
+  struct res_box *res; /* the response object in flight, or NULL */
+  int pin_ref;         /* registry slot that pins res (false when none):
+                          one per h, so a request costs no ref/unref */
   int error_status;  /* set by a limit check that failed the parse */
   int keep_alive;    /* the request in flight allows keep-alive */
   int head_only;     /* the request in flight is a HEAD */
@@ -52,7 +56,7 @@ void lunet__http_reply_error(struct lunet_http *h, int status);
 void lunet__http_response_done(struct lunet_http *h, int close);
 
 /* Makes the response object for the request in flight; left on the
- * stack, referenced from h->res_ref. */
+ * stack, pinned while h->res points to it. */
 void lunet__http_push_response(lua_State *L, struct lunet_http *h);
 
 /* Answers the request in flight with a plain status (429, 500) and goes

@@ -23,6 +23,7 @@ struct res_box {
 };
 
 static const char json_encode_key = 'J';
+static const char res_mt_key = 'M'; /* the metatable, by address */
 
 const char *lunet__http_reason(int status) {
   switch (status) {
@@ -109,29 +110,31 @@ static void add_status_line(luaL_Buffer *b, int status) {
   luaL_addlstring(b, ok.text, ok.len);
 }
 
+/* A string literal: its length is known at compile time. */
+#define ADD_LITERAL(b, s) luaL_addlstring((b), "" s, sizeof(s) - 1)
+
 /* Decimal without printf: this runs for every response. */
 static void add_decimal(luaL_Buffer *b, unsigned long long v) {
-  char digits[24];
-  int n = 0;
-  do digits[n++] = (char)('0' + v % 10);
+  char digits[24], *end = digits + sizeof digits, *p = end;
+  do *--p = (char)('0' + v % 10);
   while ((v /= 10) != 0);
-  while (n > 0) luaL_addchar(b, digits[--n]);
+  luaL_addlstring(b, p, (size_t)(end - p));
 }
 
 static void add_framing(luaL_Buffer *b, struct lunet_http *h, int status,
                         long long length, int close) {
   if (length >= 0 && body_allowed(status)) {
-    luaL_addstring(b, "Content-Length: ");
+    ADD_LITERAL(b, "Content-Length: ");
     add_decimal(b, (unsigned long long)length);
-    luaL_addstring(b, "\r\n");
+    ADD_LITERAL(b, "\r\n");
   } else if (length == -1) {
-    luaL_addstring(b, "Transfer-Encoding: chunked\r\n");
+    ADD_LITERAL(b, "Transfer-Encoding: chunked\r\n");
   }
   if (close)
-    luaL_addstring(b, "Connection: close\r\n");
+    ADD_LITERAL(b, "Connection: close\r\n");
   else if (h->http10)
-    luaL_addstring(b, "Connection: keep-alive\r\n");
-  luaL_addstring(b, "\r\n");
+    ADD_LITERAL(b, "Connection: keep-alive\r\n");
+  ADD_LITERAL(b, "\r\n");
 }
 
 /* One response counted by class, and its latency when a request had
@@ -151,7 +154,7 @@ void lunet__http_reply_error(struct lunet_http *h, int status) {
   const char *reason = lunet__http_reason(status);
   luaL_buffinit(L, &b);
   add_status_line(&b, status);
-  luaL_addstring(&b, "Content-Type: text/plain\r\n");
+  ADD_LITERAL(&b, "Content-Type: text/plain\r\n");
   add_framing(&b, h, status, (long long)strlen(reason) + 1, 1);
   luaL_addstring(&b, reason);
   luaL_addchar(&b, '\n');
@@ -160,23 +163,20 @@ void lunet__http_reply_error(struct lunet_http *h, int status) {
   lunet_conn_close(h->c, "closed", 1);
 }
 
+/* The box stays valid while pinned in h's slot, so h points at it
+ * directly: no registry lookup to reach it. */
 void lunet__http_release_response(lua_State *L, struct lunet_http *h) {
-  if (h->res_ref == LUA_NOREF) return;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
-  ((struct res_box *)lua_touserdata(L, -1))->h = NULL;
-  lua_pop(L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, h->res_ref);
-  h->res_ref = LUA_NOREF;
+  if (h->res == NULL) return;
+  h->res->h = NULL;
+  h->res = NULL;
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, h->pin_ref);
 }
 
 void lunet__http_response_done(struct lunet_http *h, int close) {
   struct lunet_conn *c = h->c;
   lua_State *L = c->svc->rt->L;
-  if (h->res_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
-    ((struct res_box *)lua_touserdata(L, -1))->sent = 1;
-    lua_pop(L, 1);
-  }
+  if (h->res != NULL) h->res->sent = 1;
   lunet__http_release_response(L, h);
   count_response(h, h->status);
   c->http_requests++;
@@ -196,17 +196,17 @@ void lunet__http_push_response(lua_State *L, struct lunet_http *h) {
   r->h = h;
   r->close = !h->keep_alive ||
              h->c->http_requests + 1 >= h->c->svc->opt.max_requests;
-  luaL_setmetatable(L, RES_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &res_mt_key);
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
-  h->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_rawseti(L, LUA_REGISTRYINDEX, h->pin_ref); /* until released */
+  h->res = r;
 }
 
 void lunet__http_handler_failed(struct lunet_http *h) {
   lua_State *L = h->c->svc->rt->L;
-  if (h->res_ref == LUA_NOREF) return; /* it had answered already */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
-  struct res_box *r = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  struct res_box *r = h->res;
+  if (r == NULL) return; /* it had answered already */
   if (r->started) {
     lunet__http_release_response(L, h);
     h->phase = HTTP_DONE;
@@ -218,16 +218,13 @@ void lunet__http_handler_failed(struct lunet_http *h) {
 
 void lunet__http_reply_simple(struct lunet_http *h, int status) {
   lua_State *L = h->c->svc->rt->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->res_ref);
-  struct res_box *r = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  int close = r->close || h->c->svc->rt->shutting_down;
+  int close = h->res->close || h->c->svc->rt->shutting_down;
   const char *reason = lunet__http_reason(status);
   luaL_Buffer b;
   h->status = status;
   luaL_buffinit(L, &b);
   add_status_line(&b, status);
-  luaL_addstring(&b, "Content-Type: text/plain\r\n");
+  ADD_LITERAL(&b, "Content-Type: text/plain\r\n");
   add_framing(&b, h, status, (long long)strlen(reason) + 1, close);
   if (!h->head_only) {
     luaL_addstring(&b, reason);
@@ -241,10 +238,23 @@ void lunet__http_reply_simple(struct lunet_http *h, int status) {
  * Lua methods
  * =================================================================== */
 
+/* luaL_checkudata without its lookup by name on every call: the
+ * metatable is every method's upvalue 1. */
+static struct res_box *check_res(lua_State *L) {
+  struct res_box *r = lua_touserdata(L, 1);
+  int ok = r != NULL && lua_getmetatable(L, 1);
+  if (ok) {
+    ok = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  if (!ok) luaL_typeerror(L, 1, RES_MT);
+  return r;
+}
+
 /* Answering twice is a bug and raises; answering a client that went away
  * (or was timed out) is not: the method returns nil, "closed". */
 static struct res_box *live_res(lua_State *L) {
-  struct res_box *r = luaL_checkudata(L, 1, RES_MT);
+  struct res_box *r = check_res(L);
   if (r->h == NULL && r->sent) luaL_error(L, "the response was already sent");
   return r->h != NULL ? r : NULL;
 }
@@ -294,20 +304,21 @@ static int take_header(lua_State *L, struct res_box *r, struct out_header *out,
   return n + check_header(L, r, &out[n]);
 }
 
-/* res:header() values, then the headers argument (a table) if any,
- * gathered before the response buffer exists: a luaL_Buffer must have its
- * slot on top of the stack whenever it grows. */
+/* res:header() values (list 0: none), then the headers argument (a
+ * table) if any, gathered before the response buffer exists: a
+ * luaL_Buffer must have its slot on top of the stack whenever it grows. */
 static int gather_headers(lua_State *L, struct res_box *r, int list,
                           int extra, struct out_header *out) {
   int n = 0;
-  for (lua_Integer i = 1; lua_rawgeti(L, list, i) == LUA_TSTRING; i += 2) {
+  for (lua_Integer i = 1;
+       list != 0 && lua_rawgeti(L, list, i) == LUA_TSTRING; i += 2) {
     const char *name = lua_tostring(L, -1);
     lua_rawgeti(L, list, i + 1);
     const char *value = lua_tostring(L, -1);
     lua_pop(L, 2);
     n = take_header(L, r, out, n, name, value);
   }
-  lua_pop(L, 1);
+  if (list != 0) lua_pop(L, 1);
   if (extra == 0) return n;
   lua_pushnil(L);
   while (lua_next(L, extra) != 0) {
@@ -323,9 +334,9 @@ static int gather_headers(lua_State *L, struct res_box *r, int list,
 static void add_headers(luaL_Buffer *b, const struct out_header *x, int n) {
   for (int i = 0; i < n; i++) {
     luaL_addstring(b, x[i].name);
-    luaL_addstring(b, ": ");
+    ADD_LITERAL(b, ": ");
     luaL_addstring(b, x[i].value);
-    luaL_addstring(b, "\r\n");
+    ADD_LITERAL(b, "\r\n");
   }
 }
 
@@ -345,19 +356,17 @@ static void send_head(lua_State *L, struct res_box *r, int status,
   struct lunet_http *h = r->h;
   struct out_header headers[RES_MAX_HEADERS];
   luaL_Buffer b;
-  lua_getiuservalue(L, 1, RES_UV_HEADERS);
-  int list = lua_gettop(L);
-  if (lua_isnil(L, list)) {
-    lua_newtable(L);
-    lua_replace(L, list);
-  }
+  /* The list (nil when res:header was not called) stays on the stack:
+   * it anchors the strings gathered from it. */
+  int list = lua_getiuservalue(L, 1, RES_UV_HEADERS) == LUA_TTABLE
+                 ? lua_gettop(L) : 0;
   int nheaders = gather_headers(L, r, list, extra, headers);
   luaL_buffinit(L, &b);
   add_status_line(&b, status);
   add_headers(&b, headers, nheaders);
   if (length == -2 || h->c->svc->rt->shutting_down) r->close = 1;
   if (!r->has_type && length != 0 && body_allowed(status))
-    luaL_addstring(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+    ADD_LITERAL(&b, "Content-Type: text/plain; charset=utf-8\r\n");
   add_framing(&b, h, status, length, r->close);
   if (body != NULL && !h->head_only && body_allowed(status))
     luaL_addlstring(&b, body, blen);
@@ -445,7 +454,7 @@ static int res_write(lua_State *L) {
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, size, (size_t)k);
   luaL_addlstring(&b, chunk, n);
-  luaL_addstring(&b, "\r\n");
+  ADD_LITERAL(&b, "\r\n");
   luaL_pushresult(&b);
   const char *s = lua_tolstring(L, -1, &n);
   lunet_conn_send(r->h->c, s, n);
@@ -470,7 +479,7 @@ static int res_finish(lua_State *L) {
 }
 
 static int res_tostring(lua_State *L) {
-  struct res_box *r = luaL_checkudata(L, 1, RES_MT);
+  struct res_box *r = check_res(L);
   lua_pushfstring(L, "lunet.http.response (%s)", r->h ? "open" : "sent");
   return 1;
 }
@@ -495,9 +504,14 @@ void lunet__http_response_open(lua_State *L) {
                                      {"finish", res_finish},
                                      {NULL, NULL}};
   luaL_newmetatable(L, RES_MT);
-  lua_pushcfunction(L, res_tostring);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &res_mt_key);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, res_tostring, 1);
   lua_setfield(L, -2, "__tostring");
-  luaL_newlib(L, methods);
+  luaL_newlibtable(L, methods);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   cache_json_encode(L);
