@@ -19,32 +19,67 @@ static void push_table(lua_State *L, const void *key) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
+static const char wanted_key = 'W';  /* files a reload must read first */
+
+static void want(lua_State *L, const char *path) {
+  push_table(L, &wanted_key);
+  lua_pushstring(L, path);
+  lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+  lua_pop(L, 1);
+}
+
+int lunet_modules_wanted(lua_State *L) {
+  push_table(L, &wanted_key);
+  int n = (int)luaL_len(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
+int lunet_modules_take_wanted(lua_State *L) {
+  push_table(L, &wanted_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &wanted_key);
+  return (int)luaL_len(L, -1);
+}
+
 /* During a reload the files the previous version required were read off
- * the loop already; pushes the file name and returns its contents, or
- * NULL when the module is new (then it is read the usual way). */
-static const char *find_prefetched(lua_State *L, const char *name,
-                                   size_t *len) {
+ * the loop already. Looks `name` up there: FOUND pushes the file name and
+ * sets *src; UNKNOWN notes the candidates not read yet; NONE (no reload)
+ * and ABSENT push nothing. */
+static int find_prefetched(lua_State *L, const char *name, const char **src,
+                           size_t *len) {
   const char *modpath = luaL_gsub(L, name, ".", "/");
   const char *templates[2] = {"%s/%s.lua", "%s/%s/init.lua"};
+  int unknown = 0;
   for (int i = 0; i < 2; i++) {
-    lua_pushfstring(L, templates[i], lua_tostring(L, lua_upvalueindex(2)),
-                    modpath);
-    const char *src = lunet__reload_prefetched(L, lua_tostring(L, -1), len);
-    if (src != NULL) return lua_remove(L, -2), src;
+    const char *path = lua_pushfstring(
+        L, templates[i], lua_tostring(L, lua_upvalueindex(2)), modpath);
+    int r = lunet__reload_prefetch_lookup(L, path, src, len);
+    if (r == LUNET_PREFETCH_NONE) return lua_pop(L, 2), r;
+    if (r == LUNET_PREFETCH_FOUND && !unknown) return lua_remove(L, -2), r;
+    if (r == LUNET_PREFETCH_UNKNOWN) want(L, path), unknown = 1;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  return NULL;
+  return unknown ? LUNET_PREFETCH_UNKNOWN : LUNET_PREFETCH_ABSENT;
 }
 
 /* package.searchers entry: upvalue 1 is the script directory's path
  * template, upvalue 2 the directory. Returns the loader and file name, or
- * why nothing was found. */
+ * why nothing was found. During a reload it reads no file itself. */
 static int local_searcher(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  size_t len;
-  const char *src = find_prefetched(L, name, &len);
-  if (src == NULL) {
+  const char *src = NULL;
+  size_t len = 0;
+  int found = find_prefetched(L, name, &src, &len);
+  if (found == LUNET_PREFETCH_UNKNOWN)
+    return luaL_error(L, "module '%s': its file is read first (off the "
+                      "loop), then the reload loads again", name);
+  if (found == LUNET_PREFETCH_ABSENT) {
+    lua_pushfstring(L, "no file for '%s' in the script directory", name);
+    return 1;
+  }
+  if (found == LUNET_PREFETCH_NONE) {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "searchpath");
     lua_pushvalue(L, 1);

@@ -21,6 +21,14 @@ void lunet_modules_restore(lua_State *L);
 /* After a successful load: forgets the previous modules. */
 void lunet_modules_commit(lua_State *L);
 
+/* During a reload, a module file nobody has read yet makes require fail
+ * and is noted, so the reload can read it off the loop and load again.
+ * The number noted since the last take. */
+int lunet_modules_wanted(lua_State *L);
+
+/* Pushes the array of noted file names, forgets them, returns how many. */
+int lunet_modules_take_wanted(lua_State *L);
+
 /* Pushes an array of the file names of the loaded local modules. */
 void lunet_modules_push_files(lua_State *L);
 

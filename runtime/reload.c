@@ -56,18 +56,27 @@ static int bind_listeners(struct lunet_runtime *rt, struct lunet_list *loaded,
   return 0;
 }
 
+/* 0: ready to switch; -1: the new version is broken (err says why); 1: it
+ * requires module files not read yet (see reload_more_files). Anything
+ * but 0 leaves the running version as it was. */
 static int prepare(struct lunet_runtime *rt, struct lunet_list *loaded,
                    int *hook_ref, char *err, size_t errcap) {
   lunet_modules_detach(rt->L);
-  if (lunet_script_load(rt, loaded, hook_ref, err, errcap) < 0 ||
-      lunet__runtime_apply_overrides(rt, loaded, err, errcap) < 0 ||
-      bind_listeners(rt, loaded, err, errcap) < 0) {
+  int r = lunet_script_load(rt, loaded, hook_ref, err, errcap);
+  /* Checked even after a successful load: pcall(require, ...) may have
+   * swallowed the request for a file. */
+  if (lunet_modules_wanted(rt->L) > 0) r = 1;
+  else if (r == 0 && (lunet__runtime_apply_overrides(rt, loaded, err,
+                                                     errcap) < 0 ||
+                      bind_listeners(rt, loaded, err, errcap) < 0))
+    r = -1;
+  if (r != 0) {
     luaL_unref(rt->L, LUA_REGISTRYINDEX, *hook_ref);
     free_loaded(loaded);
     lunet_timer_stop_others(rt, rt->version);
     lunet_pubsub_drop_others(rt, rt->version);
     lunet_modules_restore(rt->L);
-    return -1;
+    return r;
   }
   lunet_modules_commit(rt->L);
   return 0;
@@ -181,9 +190,14 @@ int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
   int hook_ref = LUA_NOREF;
   uint64_t start = uv_hrtime();
   lunet_list_init(&loaded);
+  int prepared = rt->shutting_down ? -1
+                 : prepare(rt, &loaded, &hook_ref, msg, msgcap);
   if (rt->shutting_down) {
     snprintf(msg, msgcap, "shutting down");
-  } else if (prepare(rt, &loaded, &hook_ref, msg, msgcap) == 0) {
+  } else if (prepared == 1) {
+    snprintf(msg, msgcap, "new module files to read first");
+    return 1;
+  } else if (prepared == 0) {
     unsigned prev = rt->version++;
     switch_services(rt, &loaded, rt->version);
     lunet_timer_stop_others(rt, rt->version);
@@ -206,7 +220,10 @@ int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
  * =================================================================== */
 
 #define SCRIPT_SIZE_MAX (16 << 20)
-#define PREFETCH_MAX 64
+#define PREFETCH_MAX 128
+/* Rounds of "load, find the new modules it requires, read them": one per
+ * level of new requires. Past this, new files are read on the loop. */
+#define NEW_MODULE_ROUNDS 16
 
 static const char prefetch_key = 'F'; /* registry: path -> contents */
 
@@ -220,6 +237,7 @@ struct reload_waiter {
 struct reload_batch {
   struct lunet_runtime *rt;
   struct lunet_list waiters;
+  int rounds;
   int npaths;
   char *paths[PREFETCH_MAX];
 };
@@ -235,9 +253,30 @@ const char *lunet__reload_prefetched(lua_State *L, const char *path,
   return s;
 }
 
-static void add_path(struct reload_batch *b, const char *path) {
+int lunet__reload_prefetch_lookup(lua_State *L, const char *path,
+                                  const char **src, size_t *len) {
+  int top = lua_gettop(L), r;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &prefetch_key) != LUA_TTABLE ||
+      lunet_rt(L)->reload_reads_on_loop) {
+    r = LUNET_PREFETCH_NONE;
+  } else {
+    int t = lua_getfield(L, -1, path);
+    r = t == LUA_TSTRING ? LUNET_PREFETCH_FOUND
+        : t == LUA_TNIL  ? LUNET_PREFETCH_UNKNOWN
+                         : LUNET_PREFETCH_ABSENT;
+    if (t == LUA_TSTRING) *src = lua_tolstring(L, -1, len); /* anchored */
+  }
+  lua_settop(L, top);
+  return r;
+}
+
+/* 1 if path was added, 0 if it was there already or there is no room. */
+static int add_path(struct reload_batch *b, const char *path) {
+  for (int i = 0; i < b->npaths; i++)
+    if (strcmp(b->paths[i], path) == 0) return 0;
   if (b->npaths < PREFETCH_MAX && (b->paths[b->npaths] = strdup(path)))
-    b->npaths++;
+    return ++b->npaths, 1;
+  return 0;
 }
 
 static void collect_paths(struct reload_batch *b) {
@@ -259,8 +298,12 @@ static int set_prefetch(lua_State *L, struct lunet_file *files, int n,
                     uv_strerror(files[0].error)), -1;
   lua_createtable(L, 0, n);
   for (int i = 0; i < n; i++) {
-    if (files[i].error < 0) continue; /* a gone module: required fresh */
-    lua_pushlstring(L, files[i].data, files[i].len);
+    /* A file that cannot be read counts as absent: a module's searcher
+     * then tries its next candidate, as it would on disk. */
+    if (files[i].error < 0)
+      lua_pushboolean(L, 0);
+    else
+      lua_pushlstring(L, files[i].data, files[i].len);
     lua_setfield(L, -2, files[i].path);
   }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &prefetch_key);
@@ -268,19 +311,60 @@ static int set_prefetch(lua_State *L, struct lunet_file *files, int n,
 }
 
 static void reload_start_batch(struct lunet_runtime *rt);
+static void batch_read_cb(struct lunet_file *files, int n, void *ud);
+
+/* The new version requires modules that were not read: read them (off the
+ * loop) and load it again. 0 when that started; -1 when no round is left,
+ * and the next load reads what it needs on the loop. */
+static int reload_more_files(struct reload_batch *b) {
+  lua_State *L = b->rt->L;
+  int added = 0, n = lunet_modules_take_wanted(L);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    added += add_path(b, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (added == 0 || ++b->rounds > NEW_MODULE_ROUNDS) return -1;
+  char count[16], round[16];
+  snprintf(count, sizeof count, "%d", added);
+  snprintf(round, sizeof round, "%d", b->rounds);
+  lunet_log(LUNET_LOG_DEBUG, "reload reads new module files", "files", count,
+            "round", round, "last", b->paths[b->npaths - 1], NULL);
+  return lunet_fsread_start(&b->rt->loop, (const char *const *)b->paths,
+                            b->npaths, SCRIPT_SIZE_MAX, batch_read_cb, b) == 0
+             ? 0 : -1;
+}
+
+static int reload_once(struct reload_batch *b, struct lunet_file *files,
+                       int n, char *msg, size_t msgcap) {
+  struct lunet_runtime *rt = b->rt;
+  struct reload_waiter *first = lunet_container_of(
+      b->waiters.next, struct reload_waiter, node);
+  int r = set_prefetch(rt->L, files, n, msg, msgcap);
+  if (r < 0) {
+    lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", first->trigger,
+              "error", msg, NULL);
+    return r;
+  }
+  r = lunet_reload(rt, first->trigger, msg, msgcap);
+  if (r == 1 && reload_more_files(b) == 0) return 1;
+  if (r == 1) { /* out of rounds: this last load reads on the loop */
+    rt->reload_reads_on_loop = 1;
+    r = lunet_reload(rt, first->trigger, msg, msgcap);
+    rt->reload_reads_on_loop = 0;
+  }
+  return r;
+}
 
 static void batch_read_cb(struct lunet_file *files, int n, void *ud) {
   struct reload_batch *b = ud;
   struct lunet_runtime *rt = b->rt;
   char msg[4096];
-  struct reload_waiter *first = lunet_container_of(
-      b->waiters.next, struct reload_waiter, node);
-  int r = set_prefetch(rt->L, files, n, msg, sizeof msg);
-  if (r == 0) r = lunet_reload(rt, first->trigger, msg, sizeof msg);
-  else lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", first->trigger,
-                 "error", msg, NULL);
+  int r = reload_once(b, files, n, msg, sizeof msg);
   lua_pushnil(rt->L);
   lua_rawsetp(rt->L, LUA_REGISTRYINDEX, &prefetch_key);
+  if (r == 1) return; /* reading the new modules; the waiters wait on */
   while (!lunet_list_empty(&b->waiters)) {
     struct reload_waiter *w = lunet_container_of(
         b->waiters.next, struct reload_waiter, node);

@@ -11,7 +11,9 @@ struct lunet_runtime;
 /* Loads, validates and binds everything the new version needs before
  * switching anything; on any failure the running version is untouched.
  * Writes a one-line outcome to msg ("version=3 ..." or the error with
- * file:line). Returns 0 or -1. `trigger` names who asked (for the log). */
+ * file:line). Returns 0, -1, or 1 when the new version requires module
+ * files the reload has not read yet (only while prefetched files are set;
+ * nothing was changed or counted). `trigger` names who asked (for the log). */
 int lunet_reload(struct lunet_runtime *rt, const char *trigger, char *msg,
                  size_t msgcap);
 
@@ -23,6 +25,17 @@ typedef void (*lunet_reload_cb)(int status, const char *msg, void *ud);
  * one runs share the next reload. `trigger` must be a static string. */
 void lunet_reload_async(struct lunet_runtime *rt, const char *trigger,
                         lunet_reload_cb cb, void *ud);
+
+enum lunet_prefetch {
+  LUNET_PREFETCH_NONE,    /* no reload is reading files: read it yourself */
+  LUNET_PREFETCH_FOUND,   /* *src, *len: its contents */
+  LUNET_PREFETCH_ABSENT,  /* it was looked for and is not there */
+  LUNET_PREFETCH_UNKNOWN  /* not read: ask for it (lunet_modules_want) */
+};
+
+/* During a reload: what is known of the file at path. */
+int lunet__reload_prefetch_lookup(lua_State *L, const char *path,
+                                  const char **src, size_t *len);
 
 /* During a reload: the prefetched contents of path, or NULL (read it
  * yourself). */

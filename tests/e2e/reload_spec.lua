@@ -232,6 +232,38 @@ return {
     assert.equal("v2 bonjour hits=3 fresh=1", h.ask(c, "x"))
     assert.equal(0, server:stop())
   end)
+
+  it("reads modules new in a reload off the loop, nested ones too", function()
+    local dir = h.tmpdir()
+    h.write_file(dir .. "/app.lua", echo_script("v1"))
+    local server = h.start(dir .. "/app.lua", { cwd = dir, services = { "echo" },
+      args = { "--log-level", "debug" } })
+    local c = h.connect(server.addr.echo)
+    assert.equal("v1:1:x", h.ask(c, "x"))
+    -- v2 needs two new files, the second required by the first, in a
+    -- subdirectory (init.lua), and asks for an optional one under pcall.
+    assert(os.execute("mkdir -p " .. h.quote(dir .. "/lib/deep")))
+    h.write_file(dir .. "/lib/deep/init.lua", 'return { word = "deep" }\n')
+    h.write_file(dir .. "/lib/words.lua",
+      'local deep = require("lib.deep")\nreturn { greet = "hi-" .. deep.word }\n')
+    h.write_file(dir .. "/app.lua", echo_script("v2", [[
+prefix = require("lib.words").greet
+local has_optional = pcall(require, "optional_missing")
+assert(not has_optional)
+]]))
+    local code, out = reload_cli(server, dir)
+    assert.equal(0, code, out)
+    assert.matches("version=2", out)
+    assert.equal("hi-deep:2:y", h.ask(c, "y"))
+    -- Round 1 found lib/words.lua, round 2 lib/deep (and the optional
+    -- module's candidates, which are absent); the load itself read nothing.
+    local log = server:log()
+    assert.matches('msg="reload reads new module files" files=%d+ round=1', log)
+    assert.matches('msg="reload reads new module files" files=%d+ round=2', log)
+    assert.equal(1, count_log(server, "msg=reloaded "))
+    assert.equal(0, count_log(server, 'msg="reload failed"'))
+    assert.equal(0, server:stop())
+  end)
 end)
 
 describe("timers made at load", function()
