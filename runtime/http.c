@@ -244,11 +244,22 @@ static void push_query(lua_State *L, const char *q, size_t n) {
   }
 }
 
-static void push_lower(lua_State *L, const char *s, size_t n) {
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, n);
+static void lower(char *out, const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
-    p[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] | 0x20) : s[i];
+    out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] | 0x20) : s[i];
+}
+
+/* Header names are short: lowered on the C stack, a luaL_Buffer only for
+ * a long one. */
+static void push_lower(lua_State *L, const char *s, size_t n) {
+  char small[64];
+  if (n <= sizeof small) {
+    lower(small, s, n);
+    lua_pushlstring(L, small, n);
+    return;
+  }
+  luaL_Buffer b;
+  lower(luaL_buffinitsize(L, &b, n), s, n);
   luaL_pushresultsize(&b, n);
 }
 
@@ -284,27 +295,55 @@ static int headers_index(lua_State *L) {
   return 1;
 }
 
+/* The request's field names, kept (interned) in the array part of the
+ * request metatable: a field is set with a raw store, not a lookup of a
+ * C string on every request. */
+enum request_key {
+  REQ_METHOD = 1, REQ_PATH, REQ_URL, REQ_HEADERS, REQ_BODY, REQ_VERSION,
+  REQ_PEER, REQ_NKEYS = REQ_PEER
+};
+static const char *const request_keys[REQ_NKEYS + 1] = {
+    NULL, "method", "path", "url", "headers", "body", "version", "peer"};
+
+/* The peer as text, formatted once per parser state (per busy conn), not
+ * once per request. */
+static void push_peer(lua_State *L, struct lunet_http *h) {
+  if (h->peer_len == 0 &&
+      lunet_addr_format(&h->c->peer.sa, h->peer, sizeof h->peer) == 0)
+    h->peer_len = strlen(h->peer);
+  if (h->peer_len == 0) lua_pushnil(L);
+  else lua_pushlstring(L, h->peer, h->peer_len);
+}
+
 static void push_request(lua_State *L, struct lunet_http *h) {
   const char *url = h->head;
   const char *qmark = memchr(url, '?', h->url_len);
   size_t path_len = qmark ? (size_t)(qmark - url) : h->url_len;
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, llhttp_method_name(h->parser.method));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, url, path_len);
-  lua_setfield(L, -2, "path");
-  lua_pushlstring(L, url, h->url_len);
-  lua_setfield(L, -2, "url");
-  push_headers(L, h);
-  lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, h->body ? h->body : "", h->body_len);
-  lua_setfield(L, -2, "body");
-  lua_pushstring(L, h->http10 ? "1.0" : "1.1");
-  lua_setfield(L, -2, "version");
-  lunet_conn_push_peer(L, h->c);
-  lua_setfield(L, -2, "peer");
+  lua_createtable(L, 0, REQ_NKEYS + 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
-  lua_setmetatable(L, -2);
+  int req = lua_gettop(L) - 1, mt = req + 1;
+  lua_rawgeti(L, mt, REQ_METHOD);
+  lua_pushstring(L, llhttp_method_name(h->parser.method));
+  lua_rawset(L, req);
+  lua_rawgeti(L, mt, REQ_PATH);
+  lua_pushlstring(L, url, path_len);
+  lua_rawset(L, req);
+  lua_rawgeti(L, mt, REQ_URL);
+  lua_pushlstring(L, url, h->url_len);
+  lua_rawset(L, req);
+  lua_rawgeti(L, mt, REQ_HEADERS);
+  push_headers(L, h);
+  lua_rawset(L, req);
+  lua_rawgeti(L, mt, REQ_BODY);
+  lua_pushlstring(L, h->body ? h->body : "", h->body_len);
+  lua_rawset(L, req);
+  lua_rawgeti(L, mt, REQ_VERSION);
+  lua_pushlstring(L, h->http10 ? "1.0" : "1.1", 3);
+  lua_rawset(L, req);
+  lua_rawgeti(L, mt, REQ_PEER);
+  push_peer(L, h);
+  lua_rawset(L, req);
+  lua_setmetatable(L, req);
 }
 
 /* req.query and req.params are made on first use: most handlers never
@@ -473,9 +512,13 @@ void lunet_http_open(lua_State *L) {
   lua_pushcfunction(L, headers_index);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, REQ_NKEYS, 1);
   lua_pushcfunction(L, request_index);
   lua_setfield(L, -2, "__index");
+  for (int k = 1; k <= REQ_NKEYS; k++) {
+    lua_pushstring(L, request_keys[k]);
+    lua_rawseti(L, -2, k);
+  }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
   lunet__http_response_open(L);
 }

@@ -5,6 +5,7 @@
 #include <llhttp.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "http.h"
 
 enum http_phase {
@@ -45,6 +46,8 @@ struct lunet_http {
   const char *feed_end; /* end of the bytes being parsed */
   char *body;
   size_t body_len, body_cap;
+  size_t peer_len; /* 0: peer not formatted yet (or not formattable) */
+  char peer[LUNET_ADDR_STRLEN];
 };
 
 /* Sends a complete minimal response (errors: 400, 408, 413, 500, 504...)
