@@ -1,6 +1,7 @@
 /* Structured logging. A record is built in a fixed buffer and written to
- * stderr with one write(2), so concurrent writers never interleave lines and
- * no record is ever unbounded: an over-long record is cut and marked. */
+ * stderr by the sink (log_sink.c), whole, so concurrent writers never
+ * interleave lines, and no record is ever unbounded: an over-long record is
+ * cut and marked. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include "addr.h"
 #include "call.h"
+#include "log_sink.h"
 
 #define LOG_RECORD_MAX 16384
 #define LOG_PAIRS_MAX 32
@@ -217,12 +219,10 @@ static void format_timestamp(char *ts, size_t cap) {
            (long)(now.tv_nsec / 1000000) % 1000);
 }
 
-void lunet_log_pairs(int level, const char *msg, const char *const *kv,
-                     int npairs) {
+size_t lunet__log_record(char *buf, size_t cap, int level, const char *msg,
+                         const char *const *kv, int npairs) {
   char ts[64];
-  char line[LOG_RECORD_MAX];
   const char *tagged[2 * (LOG_PAIRS_MAX + 4)];
-  if (!lunet_log_enabled(level)) return;
   if (process_key != NULL && npairs < LOG_PAIRS_MAX + 3) {
     memcpy(tagged, kv, sizeof *kv * 2 * (size_t)npairs);
     tagged[2 * npairs] = process_key;
@@ -230,12 +230,18 @@ void lunet_log_pairs(int level, const char *msg, const char *const *kv,
     kv = tagged, npairs++;
   }
   format_timestamp(ts, sizeof ts);
-  size_t n = lunet__log_format(line, sizeof line - 1, log_format, level, ts,
-                               msg, kv, npairs);
-  line[n++] = '\n';
-  /* stderr is the log sink; a failed write has nowhere better to go. */
-  ssize_t r = write(STDERR_FILENO, line, n);
-  (void)r;
+  size_t n = lunet__log_format(buf, cap - 1, log_format, level, ts, msg, kv,
+                               npairs);
+  buf[n++] = '\n';
+  return n;
+}
+
+void lunet_log_pairs(int level, const char *msg, const char *const *kv,
+                     int npairs) {
+  char line[LOG_RECORD_MAX];
+  if (!lunet_log_enabled(level)) return;
+  lunet_log_sink_write(line, lunet__log_record(line, sizeof line, level, msg,
+                                               kv, npairs));
 }
 
 void lunet_log(int level, const char *msg, ...) {

@@ -37,6 +37,11 @@ size_t lunet__log_format(char *buf, size_t cap, int format, int level,
                          const char *ts, const char *msg,
                          const char *const *kv, int npairs);
 
+/* One whole record: timestamp, msg, pairs, the process field and the
+ * newline, cut to fit cap (> 1). Returns its length. */
+size_t lunet__log_record(char *buf, size_t cap, int level, const char *msg,
+                         const char *const *kv, int npairs);
+
 /* Pushes the Lua table lunet.log = {debug, info, warn, error}. */
 int lunet_log_open(lua_State *L);
 

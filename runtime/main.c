@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "control.h"
 #include "log.h"
+#include "log_sink.h"
 #include "metrics.h"
 #include "reload.h"
 #include "control_client.h"
@@ -27,6 +28,7 @@ struct signals {
 };
 
 static int usage_error(const char *msg) {
+  lunet_log_sink_flush(); /* records before the message, in order */
   fprintf(stderr, "lunet: %s (see lunet --help)\n", msg);
   return EXIT_USAGE;
 }
@@ -164,6 +166,8 @@ int main(int argc, char **argv) {
   /* Peers that vanish must cost an EPIPE on one write, not the process. */
   signal(SIGPIPE, SIG_IGN);
   lunet_log_configure(cli.log_level, cli.log_format);
+  /* A server must not wait on whoever reads its log. */
+  if (cli.command == LUNET_CMD_RUN) lunet_log_sink_start();
   if (lunet_worker_identify(&cli, err, sizeof err) < 0)
     return usage_error(err);
   if (cli.command == LUNET_CMD_RUN && cli.workers > 0 && !cli.worker_id)

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "control.h"
 #include "log.h"
+#include "log_sink.h"
 #include "lunet.h"
 #include "modules.h"
 #include "reload.h"
@@ -91,6 +92,7 @@ static void install_lunet_module(lua_State *L) {
 /* Only reached by a bug (an unprotected call that raised): say where. */
 static int runtime_panic(lua_State *L) {
   lunet_log(LUNET_LOG_ERROR, "lua panic", "error", lua_tostring(L, -1), NULL);
+  lunet_log_sink_flush(); /* Lua aborts next: the record must be out */
   return 0; /* Lua aborts */
 }
 

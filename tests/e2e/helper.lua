@@ -49,7 +49,8 @@ end
 local Proc = {}
 Proc.__index = Proc
 
--- Starts `lunet ARGS...`; stderr goes to a log file we can read.
+-- Starts `lunet ARGS...`; stderr goes to a log file we can read (or to
+-- opts.stderr, a path such as a FIFO).
 function M.spawn(args, opts)
   opts = opts or {}
   local log, out, rc = os.tmpname(), os.tmpname(), os.tmpname()
@@ -63,7 +64,7 @@ function M.spawn(args, opts)
     opts.cwd and ("cd " .. shell_quote(opts.cwd) .. " && ") or "",
     #env > 0 and ("env " .. table.concat(env, " ") .. " ") or "",
     shell_quote(opts.bin or M.LUNET), table.concat(words, " "),
-    shell_quote(out), shell_quote(log), shell_quote(rc))
+    shell_quote(out), shell_quote(opts.stderr or log), shell_quote(rc))
   local pipe = assert(io.popen("sh -c " .. shell_quote(cmd), "r"))
   local pid = tonumber(pipe:read("l"))
   assert(pid, "could not start lunet")

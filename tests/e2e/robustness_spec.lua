@@ -227,3 +227,41 @@ describe("running out of file descriptors", function()
     assert.equal(0, p:stop())
   end)
 end)
+
+describe("a log reader that stops reading", function()
+  after_each(h.cleanup)
+
+  it("costs dropped log records, never a stalled server", function()
+    local fifo = h.tmpdir() .. "/stderr"
+    assert(os.execute("mkfifo " .. h.quote(fifo)))
+    local p = h.spawn({ "run", h.SCRIPTS .. "/log_flood.lua" }, { stderr = fifo })
+    local reader = assert(io.open(fifo, "r"))
+    local addr
+    repeat
+      local line = assert(reader:read("l"), "lunet closed stderr")
+      addr = line:match("msg=listening service=echo proto=tcp addr=(%S+)")
+    until addr
+    -- Nobody reads stderr now: 20 messages log ~14 MB into a 64 KiB pipe.
+    local c = h.connect(addr, 5)
+    for i = 1, 20 do
+      assert.equal("m" .. i, h.ask(c, "m" .. i))
+    end
+    c:close()
+    p:signal("TERM")
+    local rest = reader:read("a") -- to EOF: the queue is flushed at exit
+    reader:close()
+    assert.equal(0, (p:wait()))
+    local dropped = 0
+    for n in rest:gmatch('msg="log records dropped: stderr too slow" count=(%d+)') do
+      dropped = dropped + tonumber(n)
+    end
+    local kept = select(2, rest:gsub("msg=flood ", ""))
+    assert.is_true(dropped > 0)
+    assert.is_true(kept > 0)
+    -- Every record is written whole or counted as dropped: 60,000 floods
+    -- plus a few of the shutdown's own, which may be dropped too.
+    assert.is_true(kept + dropped >= 60000 and kept + dropped <= 60010,
+      kept .. " + " .. dropped)
+    assert.not_matches("msg=flood [^\n]*msg=", rest)
+  end)
+end)
