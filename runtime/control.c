@@ -119,23 +119,52 @@ static void client_stats(struct lunet_control_client *c,
   lua_pop(L, 1);
 }
 
-/* The commands of a single process (a supervisor has its own). */
-static void runtime_command(struct lunet_control_client *c,
-                            const char *request, void *ud) {
-  struct lunet_runtime *rt = ud;
-  char msg[64];
+void lunet_control_dispatch(struct lunet_control_client *c,
+                            const char *request,
+                            const struct lunet_control_commands *cmds,
+                            void *ud) {
+  char msg[128];
   if (strcmp(request, "reload") == 0) {
-    lunet_reload_async(rt, "control", client_reloaded, c);
-  } else if (strncmp(request, "stats", 5) == 0) {
-    client_stats(c, rt, strcmp(request, "stats text") == 0);
+    cmds->reload(c, ud);
+  } else if (strcmp(request, "stats") == 0 ||
+             strcmp(request, "stats text") == 0) {
+    cmds->stats(c, ud, strcmp(request, "stats text") == 0);
   } else if (strcmp(request, "ping") == 0) {
-    snprintf(msg, sizeof msg, "pid=%ld version=%u", (long)getpid(),
-             rt->version);
+    cmds->ping(ud, msg, sizeof msg);
     lunet_control_reply(c, "ok", msg);
   } else {
     lunet_control_reply(c, "error", "unknown command (known: reload, stats, "
                         "stats text, ping)");
   }
+}
+
+int lunet_pidfile_write(const char *path) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) return -1;
+  fprintf(f, "%ld\n", (long)getpid());
+  return fclose(f);
+}
+
+static void runtime_reload(struct lunet_control_client *c, void *ud) {
+  lunet_reload_async(ud, "control", client_reloaded, c);
+}
+
+static void runtime_stats(struct lunet_control_client *c, void *ud,
+                          int text) {
+  client_stats(c, ud, text);
+}
+
+static void runtime_ping(void *ud, char *out, size_t cap) {
+  snprintf(out, cap, "pid=%ld version=%u", (long)getpid(),
+           ((struct lunet_runtime *)ud)->version);
+}
+
+/* The commands of a single process (a supervisor has its own). */
+static void runtime_command(struct lunet_control_client *c,
+                            const char *request, void *ud) {
+  static const struct lunet_control_commands cmds = {
+      runtime_reload, runtime_stats, runtime_ping};
+  lunet_control_dispatch(c, request, &cmds, ud);
 }
 
 static void client_command(struct lunet_control_client *c) {

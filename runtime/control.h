@@ -17,6 +17,25 @@ struct lunet_control_client;
 typedef void (*lunet_control_handler)(struct lunet_control_client *c,
                                       const char *request, void *ud);
 
+/* The protocol's commands, as a single process and a supervisor each
+ * answer them; every one ends with lunet_control_reply. */
+struct lunet_control_commands {
+  void (*reload)(struct lunet_control_client *c, void *ud);
+  void (*stats)(struct lunet_control_client *c, void *ud, int text);
+  /* writes "pid=... ..." into out */
+  void (*ping)(void *ud, char *out, size_t cap);
+};
+
+/* Parses a request line and calls the matching command (an unknown one
+ * is answered with the list of commands). */
+void lunet_control_dispatch(struct lunet_control_client *c,
+                            const char *request,
+                            const struct lunet_control_commands *cmds,
+                            void *ud);
+
+/* Writes the process id to path (before the loop runs). 0 or -1. */
+int lunet_pidfile_write(const char *path);
+
 /* The directory holding instances' sockets: $XDG_RUNTIME_DIR/lunet, or
  * /tmp/lunet-UID. Created 0700 when `create` is set. 0 or -1. */
 int lunet_control_dir(char *out, size_t cap, int create);

@@ -66,14 +66,6 @@ static void signals_stop(struct signals *s) {
   uv_close((uv_handle_t *)&s->sighup, NULL);
 }
 
-/* Written before the loop starts, so the blocking write is harmless. */
-static int write_pidfile(const char *path) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL) return -1;
-  fprintf(f, "%ld\n", (long)getpid());
-  return fclose(f);
-}
-
 static void print_services(struct lunet_runtime *rt) {
   struct lunet_list *q;
   printf("%s: ok", rt->script_path);
@@ -113,7 +105,8 @@ static int serve_alone(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   if (lunet_runtime_listen(rt) < 0) return 1;
   if (metrics != NULL && *metrics && lunet_metrics_serve(rt, metrics) < 0)
     return 1;
-  if (cli->pidfile != NULL && write_pidfile(cli->pidfile) < 0) {
+  /* Before the loop runs: the blocking write is harmless. */
+  if (cli->pidfile != NULL && lunet_pidfile_write(cli->pidfile) < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot write pidfile", "path", cli->pidfile,
               "error", strerror(errno), NULL);
     return 1;

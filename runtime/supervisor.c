@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "supervisor_internal.h"
 #include "worker.h"
@@ -384,17 +385,10 @@ static int sup_init(struct lunet_supervisor *sup, const struct lunet_cli *cli,
   return 0;
 }
 
-static int write_pidfile(const char *path) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL) return -1;
-  fprintf(f, "%ld\n", (long)getpid());
-  return fclose(f);
-}
-
 /* Before the loop runs: blocking file writes are harmless here. */
 static int sup_start(struct lunet_supervisor *sup) {
   char n[16];
-  if (sup->cli->pidfile != NULL && write_pidfile(sup->cli->pidfile) < 0) {
+  if (sup->cli->pidfile != NULL && lunet_pidfile_write(sup->cli->pidfile) < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot write pidfile", "path",
               sup->cli->pidfile, "error", strerror(errno), NULL);
     return -1;

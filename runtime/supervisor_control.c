@@ -244,24 +244,27 @@ static void stats_text_done(void *ud, struct lunet_supervisor *sup,
   lunet_strbuf_free(&out);
 }
 
+static void sup_reload(struct lunet_control_client *c, void *ud) {
+  lunet__sup_reload(ud, c);
+}
+
+static void sup_stats(struct lunet_control_client *c, void *ud, int text) {
+  if (text)
+    lunet__sup_ask_stats(ud, "text", stats_text_done, c);
+  else
+    lunet__sup_ask_stats(ud, "json", stats_json_done, c);
+}
+
+static void sup_ping(void *ud, char *out, size_t cap) {
+  snprintf(out, cap, "pid=%ld workers=%d", (long)getpid(),
+           ((struct lunet_supervisor *)ud)->nworkers);
+}
+
 static void sup_command(struct lunet_control_client *c, const char *request,
                         void *ud) {
-  struct lunet_supervisor *sup = ud;
-  char msg[64];
-  if (strcmp(request, "reload") == 0) {
-    lunet__sup_reload(sup, c);
-  } else if (strcmp(request, "stats text") == 0) {
-    lunet__sup_ask_stats(sup, "text", stats_text_done, c);
-  } else if (strcmp(request, "stats") == 0) {
-    lunet__sup_ask_stats(sup, "json", stats_json_done, c);
-  } else if (strcmp(request, "ping") == 0) {
-    snprintf(msg, sizeof msg, "pid=%ld workers=%d", (long)getpid(),
-             sup->nworkers);
-    lunet_control_reply(c, "ok", msg);
-  } else {
-    lunet_control_reply(c, "error", "unknown command (known: reload, stats, "
-                        "stats text, ping)");
-  }
+  static const struct lunet_control_commands cmds = {sup_reload, sup_stats,
+                                                     sup_ping};
+  lunet_control_dispatch(c, request, &cmds, ud);
 }
 
 int lunet__sup_control_start(struct lunet_supervisor *sup) {
