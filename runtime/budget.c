@@ -25,12 +25,25 @@ void *lunet_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-/* Once the budget is spent the hook fires on every line as well, so a
- * script that catches the error with pcall is stopped again at once. */
+/* The count hook stays installed: setting and clearing it around every
+ * event, and reading the clock at each start, cost more than the event's
+ * own dispatch. An event's deadline is set at the hook's first firing in
+ * it instead (at most BUDGET_CHECK_EVERY instructions late), so events
+ * shorter than that never read the clock. Once the budget is spent the
+ * hook fires on every line as well, so a script that catches the error
+ * with pcall is stopped again at once. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   struct lunet_budget *b = &lunet_rt(L)->budget;
-  if (!b->expired) {
-    if (uv_hrtime() < b->deadline) return;
+  if (b->depth == 0 || !b->expired) {
+    if (ar->event == LUA_HOOKLINE) /* a coroutine left from a spent event */
+      lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_CHECK_EVERY);
+    if (b->depth == 0) return; /* the runtime's own calls: no budget */
+    uint64_t now = uv_hrtime();
+    if (b->deadline == 0) {
+      b->deadline = now + b->time_ns;
+      return;
+    }
+    if (now < b->deadline) return;
     b->expired = 1;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE,
                 BUDGET_CHECK_EVERY);
@@ -42,14 +55,19 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   lua_error(L);
 }
 
+void lunet_budget_install(lua_State *L, struct lunet_budget *b) {
+  if (b->time_ns != 0)
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_CHECK_EVERY);
+}
+
 void lunet_budget_enter(lua_State *L, struct lunet_budget *b) {
-  if (b->depth++ > 0 || b->time_ns == 0) return;
+  (void)L;
+  if (b->depth++ > 0) return;
   b->expired = 0;
-  b->deadline = uv_hrtime() + b->time_ns;
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_CHECK_EVERY);
+  b->deadline = 0; /* set by the hook's first firing */
 }
 
 void lunet_budget_leave(lua_State *L, struct lunet_budget *b) {
-  if (--b->depth > 0 || b->time_ns == 0) return;
-  lua_sethook(L, NULL, 0, 0);
+  if (--b->depth > 0 || !b->expired) return;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_CHECK_EVERY);
 }

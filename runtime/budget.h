@@ -16,12 +16,16 @@ struct lunet_budget {
   size_t mem_limit;   /* bytes of Lua heap; 0: no cap */
   size_t mem_used;
   int depth;          /* nested protected calls; the outermost one counts */
-  uint64_t deadline;  /* uv_hrtime() when the current event runs out */
+  uint64_t deadline;  /* uv_hrtime() when the current event runs out; 0:
+                         not known yet (set by the hook) */
   int expired;
 };
 
 /* The lua_Alloc of the runtime's state; ud is the struct lunet_budget. */
 void *lunet_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* Installs the time budget's hook on the state (once, at creation). */
+void lunet_budget_install(lua_State *L, struct lunet_budget *b);
 
 /* Around every protected call into a script. */
 void lunet_budget_enter(lua_State *L, struct lunet_budget *b);

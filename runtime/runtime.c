@@ -105,6 +105,7 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
   rt->L = lua_newstate(lunet_budget_alloc, &rt->budget);
   if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
   lua_atpanic(rt->L, runtime_panic);
+  lunet_budget_install(rt->L, &rt->budget);
   *(struct lunet_runtime **)lua_getextraspace(rt->L) = rt;
   luaL_openlibs(rt->L);
   if (have_lualib) set_package_path(rt->L, lualib);
