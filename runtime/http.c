@@ -426,7 +426,12 @@ size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
     llhttp_resume(&h->parser);
     if (err == HPE_PAUSED_UPGRADE) h->keep_alive = 0; /* no upgrades yet */
     http_dispatch(h);
-    return c->state == CONN_OPEN ? used : len;
+    if (c->state != CONN_OPEN) return len;
+    /* Answered already and nothing more came: the conn goes idle without
+     * parser state (memory per idle conn stays that of a TCP conn). */
+    if (h->phase == HTTP_IDLE && used == len && c->in_len == 0 && !c->held)
+      lunet_http_detach(c);
+    return used;
   }
   int status = status_for(h);
   log_bad_request(h, err, status);
@@ -435,31 +440,70 @@ size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
   return len;
 }
 
+#define HTTP_CACHE_MAX 64
+#define HTTP_CACHE_HEAD_MAX 8192 /* a larger head buffer is not kept */
+
+static struct lunet_http *state_new(struct lunet_runtime *rt) {
+  struct lunet_http *h = rt->http_cache;
+  if (h != NULL) {
+    rt->http_cache = h->next_free;
+    rt->http_cached--;
+    return h;
+  }
+  if ((h = calloc(1, sizeof *h)) == NULL) return NULL;
+  lua_pushboolean(rt->L, 0);
+  h->pin_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
+  return h;
+}
+
 int lunet_http_attach(struct lunet_conn *c) {
-  struct lunet_http *h = calloc(1, sizeof *h);
+  struct lunet_http *h = state_new(c->svc->rt);
   if (h == NULL) return UV_ENOMEM;
   llhttp_init(&h->parser, HTTP_REQUEST, &settings);
   h->parser.data = h;
   h->c = c;
   h->phase = HTTP_IDLE;
-  lua_pushboolean(c->svc->rt->L, 0);
-  h->pin_ref = luaL_ref(c->svc->rt->L, LUA_REGISTRYINDEX);
+  h->error_status = 0;
+  h->peer_len = 0;
   c->http = h;
   return 0;
 }
 
-int lunet_http_in_flight(const struct lunet_conn *c) {
-  return c->http != NULL && c->http->phase == HTTP_HANDLING;
+static void state_free(lua_State *L, struct lunet_http *h) {
+  luaL_unref(L, LUA_REGISTRYINDEX, h->pin_ref);
+  free_request(h);
+  free(h);
+}
+
+void lunet_http_cache_free(struct lunet_runtime *rt) {
+  while (rt->http_cache != NULL) {
+    struct lunet_http *h = rt->http_cache;
+    rt->http_cache = h->next_free;
+    state_free(rt->L, h);
+  }
+  rt->http_cached = 0;
 }
 
 void lunet_http_detach(struct lunet_conn *c) {
   struct lunet_http *h = c->http;
+  struct lunet_runtime *rt = c->svc->rt;
   if (h == NULL) return;
-  lunet__http_release_response(c->svc->rt->L, h);
-  luaL_unref(c->svc->rt->L, LUA_REGISTRYINDEX, h->pin_ref);
-  free_request(h);
-  free(h);
+  lunet__http_release_response(rt->L, h);
   c->http = NULL;
+  h->c = NULL;
+  if (rt->http_cached == HTTP_CACHE_MAX || rt->tearing_down) {
+    state_free(rt->L, h);
+    return;
+  }
+  reset_request(h);
+  if (h->head_cap > HTTP_CACHE_HEAD_MAX) free_request(h);
+  h->next_free = rt->http_cache;
+  rt->http_cache = h;
+  rt->http_cached++;
+}
+
+int lunet_http_in_flight(const struct lunet_conn *c) {
+  return c->http != NULL && c->http->phase == HTTP_HANDLING;
 }
 
 /* An idle keep-alive conn keeps no parser state (it is made again by the

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 struct lunet_conn;
+struct lunet_runtime;
 struct lunet_service;
 
 /* Gives an accepted conn its HTTP state; 0 or UV_ENOMEM. */
@@ -34,5 +35,9 @@ int lunet_http_in_flight(const struct lunet_conn *c);
 
 /* Registers the "lunet.http.response" metatable. */
 void lunet_http_open(lua_State *L);
+
+/* Frees the parser states cached for reuse (runtime teardown, before the
+ * Lua state closes). */
+void lunet_http_cache_free(struct lunet_runtime *rt);
 
 #endif

@@ -22,6 +22,7 @@ struct http_header {
 };
 
 struct lunet_http {
+  struct lunet_http *next_free; /* in the runtime's cache while unused */
   llhttp_t parser;
   struct lunet_conn *c;
   enum http_phase phase;

@@ -31,6 +31,11 @@ struct lunet_runtime {
   uv_timer_t sweep_timer;     /* enforces drain deadlines */
   uv_timer_t shutdown_timer;  /* bounds a graceful shutdown */
   uv_idle_t input_idle;       /* runs while pending_input is not empty */
+  /* Parser states of conns between requests, for the next request of any
+   * conn: a busy keep-alive conn costs no malloc per request, and an idle
+   * one holds none (see http.c). */
+  struct lunet_http *http_cache;
+  int http_cached;
   struct lunet_list pending_input; /* conns with buffered messages */
   uint64_t last_conn_id;
   unsigned version;           /* script version serving now, from 1 */
