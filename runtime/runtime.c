@@ -13,6 +13,7 @@
 #include <lualib.h>
 
 #include "conn.h"
+#include "gc.h"
 #include "http.h"
 #include "control.h"
 #include "log.h"
@@ -106,6 +107,7 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
   if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
   lua_atpanic(rt->L, runtime_panic);
   lunet_budget_install(rt->L, &rt->budget);
+  lunet_gc_sweep(rt, 0); /* the pause for a small heap, from the start */
   *(struct lunet_runtime **)lua_getextraspace(rt->L) = rt;
   luaL_openlibs(rt->L);
   if (have_lualib) set_package_path(rt->L, lualib);
@@ -166,14 +168,18 @@ static void sweep_cb(uv_timer_t *h) {
   rt->last_sweep_ms = now;
   check_descriptors(rt);
   lunet_conn_sweep(rt, 0);
+  uint64_t events = 0;
   for (q = rt->services.next; q != &rt->services; q = next) {
     struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
                                                    node);
     next = q->next;
+    events += svc->metrics.messages + svc->metrics.accepted;
     update_rates(svc);
     lunet_conn_timeouts(svc, uv_now(h->loop));
     if (svc->kind == LUNET_KIND_HTTP) lunet_http_sweep(svc, uv_now(h->loop));
   }
+  lunet_gc_sweep(rt, events == rt->events_at_sweep);
+  rt->events_at_sweep = events;
 }
 
 static int runtime_set_paths(struct lunet_runtime *rt, char *err,

@@ -55,6 +55,9 @@ struct lunet_runtime {
   uint64_t loop_lag_ms;
   char last_reload[160];  /* outcome and time of the last reload */
   char metrics_addr[LUNET_ADDR_STRLEN]; /* the script's `metrics = ADDR` */
+  int gc_pause;           /* the collector's pause now (gc.c) */
+  size_t gc_idle_heap;    /* Lua heap after the last idle collection */
+  uint64_t events_at_sweep; /* events counted at the last sweep */
   uint64_t reloads_ok;
   uint64_t reloads_failed;
   /* Reads are delivered to Lua before the next read starts, so one buffer

@@ -265,3 +265,35 @@ describe("a log reader that stops reading", function()
     assert.not_matches("msg=flood [^\n]*msg=", rest)
   end)
 end)
+
+describe("garbage after a burst", function()
+  after_each(h.cleanup)
+
+  it("is collected once the server has been quiet for a second", function()
+    local json = require("cjson")
+    local server = h.start(h.SCRIPTS .. "/garbage.lua", { services = { "echo" } })
+    local function heap()
+      local code, out = h.run({ "stats", "--json", "--pid", tostring(server.pid) })
+      assert.equal(0, code)
+      return json.decode(out).lua_memory
+    end
+    h.sleep(1.2) -- past the first sweep
+    local before = heap()
+    -- 2 MB of messages: garbage far below the collector's own threshold
+    -- (several times the 1 MB live heap), so only the quiet-time pass
+    -- can free it.
+    local c = h.connect(server.addr.echo)
+    local block = string.rep("g", 4096)
+    for _ = 1, 500 do
+      assert(c:send(block))
+      h.receive(c, 4096)
+    end
+    local after_burst = heap()
+    assert.is_true(after_burst > before + 1000000,
+      "burst left " .. (after_burst - before) .. " bytes")
+    h.wait_for(function() return heap() < before + 300000 end, 6,
+      "the burst's garbage to be collected")
+    c:close()
+    assert.equal(0, server:stop())
+  end)
+end)
