@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "gc.h"
 #include "http.h"
+#include "route.h"
 #include "control.h"
 #include "log.h"
 #include "log_sink.h"
@@ -112,6 +113,7 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
   luaL_openlibs(rt->L);
   if (have_lualib) set_package_path(rt->L, lualib);
   lunet_modules_install(rt->L, rt->script_dir);
+  lunet_route_preload(rt->L);
   if (!have_lualib)
     lunet_log(LUNET_LOG_WARN, "lualib not found, require \"lunet.*\" will "
               "fail", "tried", LUNET_SOURCE_LUALIB, NULL);

@@ -111,10 +111,15 @@ end
 -- The common case in one loop: static where there is one, else the
 -- parameter. When that walk ends on a route it is the route the full
 -- search below would find first (it tries the same branches in the same
--- order); when it does not, the full search runs. Calls into C cost more
--- than anything else here, so each segment costs one find and one sub.
--- The path begins with "/" and has no percent-encoding.
+-- order); when it does not, the full search runs. Only for origin-form
+-- paths with nothing to decode (it sorts between "/" and "0": its first
+-- byte is "/", tested without a call). Inside lunet the same function in
+-- C runs instead (runtime/route.c): calls into C cost more than the rest
+-- of a segment's work, and that one makes one call, not two a segment.
 local function match_greedy(node, path)
+  if not (path >= "/" and path < "0") or find(path, "%", 1, true) then
+    return nil
+  end
   local pos, last, params = 2, #path, nil
   while pos <= last do
     local slash = find(path, "/", pos, true) -- a plain find: half the cost
@@ -125,8 +130,7 @@ local function match_greedy(node, path)
     if not nxt then
       local p = node.param
       if not p then return nil end
-      params = params or {}
-      params[p.name] = seg
+      if params then params[p.name] = seg else params = { [p.name] = seg } end
       nxt = p.node
     end
     node, pos = nxt, e + 2
@@ -134,6 +138,10 @@ local function match_greedy(node, path)
   if node.routed then return node, params end
   return nil
 end
+
+local core_ok, core = pcall(require, "lunet.router_core")
+local greedy = core_ok and core.match_greedy or match_greedy
+M._match_greedy_lua = match_greedy -- for the test that compares the two
 
 -- Depth-first with precedence, reading the segments of `path` from `pos`
 -- without splitting it into a table. Returns the node and the params,
@@ -172,12 +180,7 @@ end
 local function route_of(self, path)
   local exact = self.exact[path]
   if exact then return exact end
-  local node, params
-  -- An origin-form path (it sorts between "/" and "0": its first byte is
-  -- "/", tested without a call), with nothing to decode.
-  if path >= "/" and path < "0" and not find(path, "%", 1, true) then
-    node, params = match_greedy(self.root, path)
-  end
+  local node, params = greedy(self.root, path)
   if not node then node, params = match(self.root, path, 1) end
   return node, params
 end
@@ -222,7 +225,10 @@ function Router:dispatch(req, res)
     if not handler then
       res:send(405, "Method Not Allowed\n", { Allow = allow_header(node.handlers) })
     else
-      if params then set_params(req, params) end
+      -- With no before hook nothing can have made req.params yet.
+      if params then
+        if #befores == 0 then req.params = params else set_params(req, params) end
+      end
       handler(req, res)
     end
   end
