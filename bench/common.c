@@ -284,6 +284,21 @@ static uv_close_cb stop_close_cb;
 
 /* The benchmark script waits for this exact line to learn the port:
  * "listening service=SERVICE proto=tcp|udp addr=HOST:PORT" on stderr. */
+int bench_tcp_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *text,
+                     const char *who, uv_connection_cb cb) {
+  struct sockaddr_storage ss;
+  int r;
+  if (bench_parse_addr(text, 1, &ss) < 0) {
+    fprintf(stderr, "%s: bad address '%s'\n", who, text);
+    return UV_EINVAL;
+  }
+  uv_tcp_init(loop, listener);
+  r = uv_tcp_bind(listener, (struct sockaddr *)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)listener, 1024, cb);
+  if (r < 0) fprintf(stderr, "%s: listen %s: %s\n", who, text, uv_strerror(r));
+  return r;
+}
+
 void bench_announce(uv_handle_t *handle, const char *service) {
   struct sockaddr_storage ss;
   struct sockaddr *sa = (struct sockaddr *)&ss;

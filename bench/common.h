@@ -77,6 +77,10 @@ int bench_raise_nofile(struct rlimit *rl);
  * Servers
  * =================================================================== */
 
+/* Binds and listens on text (IP:PORT, port 0 allowed) for a ceiling
+ * server named `who`; errors are printed. 0 or UV error. */
+int bench_tcp_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *text,
+                     const char *who, uv_connection_cb cb);
 void bench_announce(uv_handle_t *handle, const char *service);
 void bench_close_all(uv_loop_t *loop, uv_close_cb close_cb);
 void bench_stop_on_signals(uv_loop_t *loop, uv_close_cb close_cb);

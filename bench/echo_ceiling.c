@@ -21,7 +21,6 @@
 
 #define READ_BUF_SIZE (64 * 1024)
 #define WRITE_QUEUE_MAX (1024 * 1024) /* stop reading past this backlog */
-#define LISTEN_BACKLOG 1024
 
 /* One accepted connection. The handle is the first member so a handle
  * pointer is a conn pointer; handle.data points back at the conn so the
@@ -146,22 +145,6 @@ static void connection_cb(uv_stream_t *server, int status) {
  * Startup and shutdown
  * =================================================================== */
 
-static int start_listener(uv_loop_t *loop, const char *text) {
-  struct sockaddr_storage ss;
-  int r;
-  if (bench_parse_addr(text, 1, &ss) < 0) {
-    fprintf(stderr, "echo_ceiling: bad address '%s'\n", text);
-    return UV_EINVAL;
-  }
-  uv_tcp_init(loop, &listener);
-  r = uv_tcp_bind(&listener, (struct sockaddr *)&ss, 0);
-  if (r == 0)
-    r = uv_listen((uv_stream_t *)&listener, LISTEN_BACKLOG, connection_cb);
-  if (r < 0)
-    fprintf(stderr, "echo_ceiling: listen %s: %s\n", text, uv_strerror(r));
-  return r;
-}
-
 int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   if (argc != 2) {
@@ -169,7 +152,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error code, not death */
-  if (start_listener(loop, argv[1]) < 0) {
+  if (bench_tcp_listen(loop, &listener, argv[1], "echo_ceiling", connection_cb) < 0) {
     bench_close_all(loop, close_cb);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
