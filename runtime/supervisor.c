@@ -116,9 +116,16 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
   }
 }
 
-/* EOF comes with the worker's exit, which exit_cb handles. */
+/* EOF comes with the worker's exit, which exit_cb handles. A channel that
+ * breaks while the worker lives (a bad frame) leaves a worker nobody can
+ * reach: it is stopped, and replaced like any worker that exits. */
 static void channel_end(struct lunet_channel *ch, const char *why) {
-  (void)ch, (void)why;
+  struct lunet_worker_slot *w = ch->data;
+  char id[16];
+  if (w->pid == 0 || strcmp(why, "closed by the other end") == 0) return;
+  lunet_log(LUNET_LOG_ERROR, "worker channel broken, stopping the worker",
+            "id", id_text(w->id, id), "why", why, NULL);
+  kill((pid_t)w->pid, SIGTERM);
 }
 
 /* }================================================================== */
@@ -219,11 +226,13 @@ static void slot_spawn(struct lunet_worker_slot *w) {
   w->ch.data = w;
   w->ch.on_closed = slot_channel_closed;
   int r = env != NULL ? spawn_process(w, env) : UV_ENOMEM;
+  w->open_handles = env != NULL ? 2 : 1;
   if (env != NULL) free_env(env);
-  w->open_handles = r == 0 ? 2 : 1;
   if (r < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot start worker", "id",
               id_text(w->id, id), "error", uv_strerror(r), NULL);
+    /* A failed uv_spawn leaves its handle initialized: it is closed too. */
+    if (env != NULL) uv_close((uv_handle_t *)&w->proc, slot_handle_closed);
     lunet_channel_close(&w->ch);
     return schedule_restart(w, next_backoff(w, 0));
   }
