@@ -393,6 +393,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
     lunet_service_free(lunet_container_of(rt->services.next,
                                           struct lunet_service, node));
   lunet_http_cache_free(rt);
+  lunet_worker_free(rt);
   if (rt->L != NULL) lua_close(rt->L);
   if (uv_loop_close(&rt->loop) != 0)
     lunet_log(LUNET_LOG_ERROR, "loop not empty at exit", NULL);

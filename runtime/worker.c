@@ -57,10 +57,13 @@ int lunet_worker_identify(struct lunet_cli *cli, char *err, size_t errcap) {
  * Requests from the supervisor
  * =================================================================== */
 
+static int channel_open(struct lunet_worker *w);
+
 static void send_logged(struct lunet_worker *w, int type, const char *a,
                         size_t alen, const char *b, size_t blen) {
+  if (!channel_open(w)) return; /* the supervisor is gone, or we stop */
   int r = lunet_channel_send(&w->ch, type, a, alen, b, blen);
-  if (r < 0 && !w->ch.ended) {
+  if (r < 0) {
     char t[2] = {(char)type, '\0'};
     lunet_channel_note_drop(&w->ch, t, "supervisor", r);
   }
@@ -158,16 +161,15 @@ static void channel_end(struct lunet_channel *ch, const char *why) {
 
 /* }================================================================== */
 
-static void channel_closed(struct lunet_channel *ch) { free(ch->data); }
 
 int lunet_worker_attach(struct lunet_runtime *rt) {
   struct lunet_worker *w = calloc(1, sizeof *w);
   int r;
   if (w == NULL) return UV_ENOMEM;
   w->rt = rt;
+  rt->worker = w; /* freed with the runtime, whatever happens next */
   lunet_channel_init(&w->ch, &rt->loop, frame_cb, channel_end);
   w->ch.data = w;
-  w->ch.on_closed = channel_closed;
   /* Programs the script starts must not hold the channel open. */
   fcntl(LUNET_WORKER_CHANNEL_FD, F_SETFD, FD_CLOEXEC);
   if ((r = lunet_channel_open(&w->ch, LUNET_WORKER_CHANNEL_FD)) < 0 ||
@@ -179,14 +181,22 @@ int lunet_worker_attach(struct lunet_runtime *rt) {
   }
   /* The channel alone must not keep a stopping worker alive. */
   uv_unref((uv_handle_t *)&w->ch.pipe);
-  rt->worker = w;
   return 0;
 }
 
+/* The struct outlives its channel: a reload that finishes during the
+ * teardown still calls back with it (and finds the channel closed). */
 void lunet_worker_detach(struct lunet_runtime *rt) {
-  if (rt->worker == NULL) return;
-  lunet_channel_close(&rt->worker->ch);
+  if (rt->worker != NULL) lunet_channel_close(&rt->worker->ch);
+}
+
+void lunet_worker_free(struct lunet_runtime *rt) {
+  free(rt->worker);
   rt->worker = NULL;
+}
+
+static int channel_open(struct lunet_worker *w) {
+  return !w->ch.ended && !uv_is_closing((uv_handle_t *)&w->ch.pipe);
 }
 
 void lunet_worker_ready(struct lunet_runtime *rt, const char *metrics_addr) {
@@ -248,7 +258,7 @@ int lunet_worker_share_port(struct lunet_runtime *rt, uv_handle_t *h) {
 int lunet_worker_publish(struct lunet_runtime *rt, const char *topic,
                          size_t tlen, const char *msg, size_t mlen) {
   struct lunet_worker *w = rt->worker;
-  if (w == NULL) return 0;
+  if (w == NULL || !channel_open(w)) return 0;
   /* The NUL after the topic travels as the separator. */
   int r = lunet_channel_send(&w->ch, LUNET_FRAME_PUBLISH, topic, tlen + 1,
                              msg, mlen);

@@ -44,7 +44,11 @@ int lunet_worker_share_port(struct lunet_runtime *rt, uv_handle_t *h);
 int lunet_worker_publish(struct lunet_runtime *rt, const char *topic,
                          size_t tlen, const char *msg, size_t mlen);
 
-/* Closes the channel (runtime teardown). Idempotent. */
+/* Closes the channel (runtime teardown, before its loop runs empty).
+ * Idempotent. */
 void lunet_worker_detach(struct lunet_runtime *rt);
+
+/* Frees what attach made, once the loop has run empty. */
+void lunet_worker_free(struct lunet_runtime *rt);
 
 #endif
