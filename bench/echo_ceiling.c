@@ -152,7 +152,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error code, not death */
-  if (bench_tcp_listen(loop, &listener, argv[1], "echo_ceiling", connection_cb) < 0) {
+  if (bench_tcp_listen(loop, &listener, argv[1], "echo_ceiling",
+                       connection_cb) < 0) {
     bench_close_all(loop, close_cb);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);

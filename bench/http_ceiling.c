@@ -286,7 +286,8 @@ int main(int argc, char **argv) {
   settings.on_message_begin = on_message_begin;
   settings.on_url = on_url;
   settings.on_message_complete = on_message_complete;
-  if (bench_tcp_listen(loop, &listener, argv[1], "http_ceiling", connection_cb) < 0) {
+  if (bench_tcp_listen(loop, &listener, argv[1], "http_ceiling",
+                       connection_cb) < 0) {
     bench_close_all(loop, close_cb);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
