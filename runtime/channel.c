@@ -78,8 +78,7 @@ static void channel_parse(struct lunet_channel *ch) {
     if (len < 1 || len > LUNET_CHANNEL_FRAME_MAX + 1)
       return channel_end(ch, "bad frame length");
     if (ch->in_len - off < 4 + (size_t)len) break;
-    ch->on_frame(ch, (unsigned char)ch->in[off + 4], ch->in + off + 5,
-                 len - 1);
+    ch->on_frame(ch, (unsigned char)ch->in[off + 4], ch->in + off + 5, len - 1);
     off += 4 + (size_t)len;
   }
   memmove(ch->in, ch->in + off, ch->in_len - off);
@@ -109,7 +108,8 @@ void lunet_channel_note_drop(struct lunet_channel *ch, const char *what,
   uint64_t now = uv_now(ch->pipe.loop);
   char count[24];
   ch->drops++;
-  if (ch->drop_logged_ms != 0 && now - ch->drop_logged_ms < DROP_LOG_INTERVAL_MS)
+  if (ch->drop_logged_ms != 0 &&
+      now - ch->drop_logged_ms < DROP_LOG_INTERVAL_MS)
     return;
   snprintf(count, sizeof count, "%llu", (unsigned long long)ch->drops);
   lunet_log(LUNET_LOG_WARN, "channel send refused", "what", what, "to", peer,

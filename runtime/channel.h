@@ -15,23 +15,22 @@
 
 /* Frame types. Worker to supervisor: lower case; the other way: upper. */
 enum lunet_frame {
-  LUNET_FRAME_LISTENING = 'l', /* "NAME PROTO ADDR" of a new listener */
-  LUNET_FRAME_READY = 'r',     /* serving; "" */
-  LUNET_FRAME_PUBLISH = 'p',   /* "TOPIC\0MSG", to the other workers */
-  LUNET_FRAME_RELOADED = 'h',  /* "ID ok|error OUTCOME" */
-  LUNET_FRAME_STATS = 's',     /* "ID BODY" */
+  LUNET_FRAME_LISTENING = 'l',    /* "NAME PROTO ADDR" of a new listener */
+  LUNET_FRAME_READY = 'r',        /* serving; "" */
+  LUNET_FRAME_PUBLISH = 'p',      /* "TOPIC\0MSG", to the other workers */
+  LUNET_FRAME_RELOADED = 'h',     /* "ID ok|error OUTCOME" */
+  LUNET_FRAME_STATS = 's',        /* "ID BODY" */
   LUNET_FRAME_METRICS_ADDR = 'm', /* the script's `metrics = ADDR` */
-  LUNET_FRAME_DELIVER = 'P',   /* "TOPIC\0MSG" published by another worker */
-  LUNET_FRAME_RELOAD = 'H',    /* "ID" */
-  LUNET_FRAME_STATS_ASK = 'S'  /* "ID json|text|prometheus" */
+  LUNET_FRAME_DELIVER = 'P',      /* "TOPIC\0MSG" published by another worker */
+  LUNET_FRAME_RELOAD = 'H',       /* "ID" */
+  LUNET_FRAME_STATS_ASK = 'S'     /* "ID json|text|prometheus" */
 };
 
 struct lunet_channel;
 typedef void (*lunet_frame_cb)(struct lunet_channel *ch, int type,
                                const char *payload, size_t len);
 /* The channel ended (EOF, error or a bad frame); `why` says which. */
-typedef void (*lunet_channel_end_cb)(struct lunet_channel *ch,
-                                     const char *why);
+typedef void (*lunet_channel_end_cb)(struct lunet_channel *ch, const char *why);
 
 struct lunet_channel {
   uv_pipe_t pipe;
@@ -42,7 +41,7 @@ struct lunet_channel {
   char *in; /* unparsed input */
   size_t in_len, in_cap;
   int ended;
-  uint64_t drops;            /* sends refused since the last log record */
+  uint64_t drops; /* sends refused since the last log record */
   uint64_t drop_logged_ms;
 };
 

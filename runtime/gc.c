@@ -5,9 +5,9 @@
 
 #include "runtime.h"
 
-#define GARBAGE_FLOOR ((size_t)4 << 20) /* garbage any heap may hold */
-#define PAUSE_MIN 200  /* Lua's default */
-#define PAUSE_MAX 1000 /* the most Lua 5.4 can store */
+#define GARBAGE_FLOOR ((size_t)4 << 20)     /* garbage any heap may hold */
+#define PAUSE_MIN 200                       /* Lua's default */
+#define PAUSE_MAX 1000                      /* the most Lua 5.4 can store */
 #define IDLE_COLLECT_MAX ((size_t)64 << 20) /* a larger heap: no full pass */
 #define IDLE_GROWTH_MIN ((size_t)256 << 10)
 
@@ -16,8 +16,9 @@
 static int pause_for(size_t heap) {
   size_t allowance = heap > GARBAGE_FLOOR ? heap : GARBAGE_FLOOR;
   size_t pause = heap ? 100 + 100 * allowance / heap : PAUSE_MAX;
-  return pause < PAUSE_MIN ? PAUSE_MIN : pause > PAUSE_MAX ? PAUSE_MAX
-                                                          : (int)pause;
+  return pause < PAUSE_MIN   ? PAUSE_MIN
+         : pause > PAUSE_MAX ? PAUSE_MAX
+                             : (int)pause;
 }
 
 void lunet_gc_sweep(struct lunet_runtime *rt, int quiet) {

@@ -68,9 +68,9 @@ static void report_dropped(uint64_t dropped) {
   const char *kv[] = {"count", count};
   snprintf(count, sizeof count, "%llu", (unsigned long long)dropped);
   if (!lunet_log_enabled(LUNET_LOG_WARN)) return;
-  write_all(line, lunet__log_record(line, sizeof line, LUNET_LOG_WARN,
-                                    "log records dropped: stderr too slow",
-                                    kv, 1));
+  write_all(line,
+            lunet__log_record(line, sizeof line, LUNET_LOG_WARN,
+                              "log records dropped: stderr too slow", kv, 1));
 }
 
 static void writer_main(void *arg) {

@@ -59,8 +59,10 @@ static int match_greedy(lua_State *L) {
   if (lua_getfield(L, NODE, "routed") != LUA_TBOOLEAN || !lua_toboolean(L, -1))
     return 0;
   lua_pushvalue(L, NODE);
-  if (params) lua_pushvalue(L, params);
-  else lua_pushnil(L);
+  if (params)
+    lua_pushvalue(L, params);
+  else
+    lua_pushnil(L);
   return 2;
 }
 

@@ -82,8 +82,8 @@ static void relay_publish(struct lunet_worker_slot *from, const char *payload,
   for (int i = 0; i < sup->nworkers; i++) {
     struct lunet_worker_slot *to = &sup->slots[i];
     if (to == from || to->pid == 0) continue;
-    int r = lunet_channel_send(&to->ch, LUNET_FRAME_DELIVER, payload, len,
-                               NULL, 0);
+    int r =
+        lunet_channel_send(&to->ch, LUNET_FRAME_DELIVER, payload, len, NULL, 0);
     if (r < 0) {
       char id[24];
       snprintf(id, sizeof id, "worker %d", to->id);
@@ -104,15 +104,24 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
                      size_t len) {
   struct lunet_worker_slot *w = ch->data;
   switch (type) {
-  case LUNET_FRAME_LISTENING: remember_port(w->sup, payload, len); break;
-  case LUNET_FRAME_READY: worker_ready(w); break;
-  case LUNET_FRAME_PUBLISH: relay_publish(w, payload, len); break;
-  case LUNET_FRAME_METRICS_ADDR: metrics_reported(w->sup, payload, len); break;
-  case LUNET_FRAME_RELOADED:
-  case LUNET_FRAME_STATS:
-    lunet__sup_answer(w->sup, w, type, payload, len);
-    break;
-  default: break;
+    case LUNET_FRAME_LISTENING:
+      remember_port(w->sup, payload, len);
+      break;
+    case LUNET_FRAME_READY:
+      worker_ready(w);
+      break;
+    case LUNET_FRAME_PUBLISH:
+      relay_publish(w, payload, len);
+      break;
+    case LUNET_FRAME_METRICS_ADDR:
+      metrics_reported(w->sup, payload, len);
+      break;
+    case LUNET_FRAME_RELOADED:
+    case LUNET_FRAME_STATS:
+      lunet__sup_answer(w->sup, w, type, payload, len);
+      break;
+    default:
+      break;
   }
 }
 
@@ -123,8 +132,8 @@ static void channel_end(struct lunet_channel *ch, const char *why) {
   struct lunet_worker_slot *w = ch->data;
   char id[16];
   if (w->pid == 0 || strcmp(why, "closed by the other end") == 0) return;
-  lunet_log(LUNET_LOG_ERROR, "worker channel broken, stopping the worker",
-            "id", id_text(w->id, id), "why", why, NULL);
+  lunet_log(LUNET_LOG_ERROR, "worker channel broken, stopping the worker", "id",
+            id_text(w->id, id), "why", why, NULL);
   kill((pid_t)w->pid, SIGTERM);
 }
 
@@ -197,7 +206,9 @@ static int spawn_process(struct lunet_worker_slot *w, char **env) {
   return uv_spawn(&sup->loop, &w->proc, &o);
 }
 
-static void restart_cb(uv_timer_t *t) { slot_spawn(t->data); }
+static void restart_cb(uv_timer_t *t) {
+  slot_spawn(t->data);
+}
 
 static void schedule_restart(struct lunet_worker_slot *w, unsigned delay) {
   char id[16], ms[24];
@@ -229,8 +240,8 @@ static void slot_spawn(struct lunet_worker_slot *w) {
   w->open_handles = env != NULL ? 2 : 1;
   if (env != NULL) free_env(env);
   if (r < 0) {
-    lunet_log(LUNET_LOG_ERROR, "cannot start worker", "id",
-              id_text(w->id, id), "error", uv_strerror(r), NULL);
+    lunet_log(LUNET_LOG_ERROR, "cannot start worker", "id", id_text(w->id, id),
+              "error", uv_strerror(r), NULL);
     /* A failed uv_spawn leaves its handle initialized: it is closed too. */
     if (env != NULL) uv_close((uv_handle_t *)&w->proc, slot_handle_closed);
     lunet_channel_close(&w->ch);
@@ -241,8 +252,8 @@ static void slot_spawn(struct lunet_worker_slot *w) {
   w->started_ms = uv_now(&sup->loop);
   lunet_channel_start(&w->ch);
   snprintf(pid, sizeof pid, "%ld", w->pid);
-  lunet_log(LUNET_LOG_INFO, "worker started", "id", id_text(w->id, id),
-            "pid", pid, NULL);
+  lunet_log(LUNET_LOG_INFO, "worker started", "id", id_text(w->id, id), "pid",
+            pid, NULL);
 }
 
 static void log_exit(struct lunet_worker_slot *w, int64_t status, int signum) {
@@ -314,8 +325,8 @@ static void sup_shutdown(struct lunet_supervisor *sup, const char *why) {
   }
   sup->shutting_down = 1;
   lunet_log(LUNET_LOG_INFO, "shutting down", "why", why, NULL);
-  sup->kill_at_ms = uv_now(&sup->loop) + sup->cli->shutdown_timeout_ms +
-                    FORCED_EXIT_GRACE_MS;
+  sup->kill_at_ms =
+      uv_now(&sup->loop) + sup->cli->shutdown_timeout_ms + FORCED_EXIT_GRACE_MS;
   for (int i = 0; i < sup->nworkers; i++)
     uv_timer_stop(&sup->slots[i].restart_timer);
   lunet__sup_control_stop(sup);

@@ -22,10 +22,10 @@ struct fanout {
   unsigned long id;
   int kind;
   uint64_t deadline_ms;
-  int waiting;        /* answers still expected */
-  char *asked;        /* per slot: asked and not answered yet */
-  char **answers;     /* per slot: malloc'd answer or NULL */
-  long *pids;         /* per slot: the process that was asked */
+  int waiting;    /* answers still expected */
+  char *asked;    /* per slot: asked and not answered yet */
+  char **answers; /* per slot: malloc'd answer or NULL */
+  long *pids;     /* per slot: the process that was asked */
   struct lunet_control_client *client; /* reload: who waits (or NULL) */
   lunet_fanout_done done;              /* stats */
   void *ud;
@@ -57,10 +57,10 @@ static void reload_finish(struct lunet_supervisor *sup, struct fanout *f) {
     asked++;
     int ok = a != NULL && strncmp(a, "ok ", 3) == 0;
     failed += !ok;
-    const char *detail = a == NULL ? "no answer in time"
-                         : ok      ? a + 3
+    const char *detail = a == NULL                      ? "no answer in time"
+                         : ok                           ? a + 3
                          : strncmp(a, "error ", 6) == 0 ? a + 6
-                                                         : a;
+                                                        : a;
     lunet_strbuf_printf(&out, "worker %d%s: %s", i + 1, ok ? "" : " failed",
                         detail);
   }
@@ -269,7 +269,9 @@ static void sup_command(struct lunet_control_client *c, const char *request,
 
 int lunet__sup_control_start(struct lunet_supervisor *sup) {
   return lunet_control_listen(&sup->loop, sup->cli->control, sup_command, sup,
-                              &sup->control) < 0 ? -1 : 0;
+                              &sup->control) < 0
+             ? -1
+             : 0;
 }
 
 void lunet__sup_control_stop(struct lunet_supervisor *sup) {

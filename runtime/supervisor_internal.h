@@ -18,15 +18,15 @@ struct lunet_supervisor;
 
 struct lunet_worker_slot {
   struct lunet_supervisor *sup;
-  int id;                  /* 1..N, kept by replacements */
+  int id; /* 1..N, kept by replacements */
   uv_process_t proc;
   struct lunet_channel ch;
   uv_timer_t restart_timer;
-  long pid;                /* 0 while no process runs in the slot */
-  int ready;               /* has said it serves */
-  int open_handles;        /* proc and channel not yet closed */
+  long pid;         /* 0 while no process runs in the slot */
+  int ready;        /* has said it serves */
+  int open_handles; /* proc and channel not yet closed */
   uint64_t started_ms;
-  unsigned backoff_ms;     /* delay before the next restart */
+  unsigned backoff_ms; /* delay before the next restart */
 };
 
 struct lunet_supervisor {
@@ -37,18 +37,18 @@ struct lunet_supervisor {
   int nworkers;
   struct lunet_worker_slot *slots;
   uv_signal_t sigint, sigterm, sighup;
-  uv_timer_t tick;         /* fan-out deadlines; forced-exit deadline */
+  uv_timer_t tick; /* fan-out deadlines; forced-exit deadline */
   struct lunet_control *control;
   struct lunet_list fanouts; /* requests waiting for workers' answers */
   unsigned long last_fanout_id;
-  char *ports;             /* "NAME=ADDR\n" of first listeners, for env */
-  int ever_ready;          /* some worker has served: crashes are replaced */
+  char *ports;    /* "NAME=ADDR\n" of first listeners, for env */
+  int ever_ready; /* some worker has served: crashes are replaced */
   int all_ready_logged;
   int shutting_down;
-  uint64_t kill_at_ms;     /* shutdown: SIGKILL who is left at this time */
+  uint64_t kill_at_ms; /* shutdown: SIGKILL who is left at this time */
   int exit_code;
   uint64_t restarts;
-  char metrics_addr[64];   /* from --metrics or a worker's report */
+  char metrics_addr[64]; /* from --metrics or a worker's report */
   struct lunet_metrics_proxy *metrics;
 };
 

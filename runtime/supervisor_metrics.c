@@ -46,8 +46,7 @@ struct merge {
   int n;
 };
 
-static struct family *family_of(struct merge *m, const char *name,
-                                size_t len) {
+static struct family *family_of(struct merge *m, const char *name, size_t len) {
   for (int i = 0; i < m->n; i++)
     if (strlen(m->f[i].name) == len && memcmp(m->f[i].name, name, len) == 0)
       return &m->f[i];
@@ -195,8 +194,8 @@ static void respond(struct mclient *c, const char *status, const char *type,
   c->out = head;
   uv_buf_t buf = uv_buf_init(c->out.p, (unsigned)c->out.len);
   c->write_req.data = c;
-  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1,
-               client_written) < 0)
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, client_written) <
+      0)
     client_close(c);
 }
 
@@ -217,8 +216,8 @@ static void metrics_done(void *ud, struct lunet_supervisor *sup,
   merge_write(&m, &body);
   free(m.f);
   respond(c, body.failed ? "503 Service Unavailable" : "200 OK",
-          "text/plain; version=0.0.4; charset=utf-8",
-          body.failed ? "" : body.p, body.failed ? 0 : body.len);
+          "text/plain; version=0.0.4; charset=utf-8", body.failed ? "" : body.p,
+          body.failed ? 0 : body.len);
   lunet_strbuf_free(&body);
 }
 
@@ -255,7 +254,9 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
-static void client_timeout(uv_timer_t *t) { client_close(t->data); }
+static void client_timeout(uv_timer_t *t) {
+  client_close(t->data);
+}
 
 static void connection_cb(uv_stream_t *server, int status) {
   struct lunet_supervisor *sup = server->data;
@@ -273,7 +274,9 @@ static void connection_cb(uv_stream_t *server, int status) {
 
 /* }================================================================== */
 
-static void proxy_closed(uv_handle_t *h) { free(h->data); }
+static void proxy_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 int lunet__sup_metrics_start(struct lunet_supervisor *sup) {
   struct sockaddr_storage addr;
@@ -292,10 +295,10 @@ int lunet__sup_metrics_start(struct lunet_supervisor *sup) {
   p->server.data = sup;
   if ((r = uv_tcp_bind(&p->server, (struct sockaddr *)&addr, 0)) < 0 ||
       (r = uv_listen((uv_stream_t *)&p->server, 64, connection_cb)) < 0 ||
-      (r = uv_tcp_getsockname(&p->server, (struct sockaddr *)&bound,
-                              &len)) < 0 ||
-      (r = lunet_addr_format((struct sockaddr *)&bound, text,
-                             sizeof text)) < 0) {
+      (r = uv_tcp_getsockname(&p->server, (struct sockaddr *)&bound, &len)) <
+          0 ||
+      (r = lunet_addr_format((struct sockaddr *)&bound, text, sizeof text)) <
+          0) {
     lunet_log(LUNET_LOG_ERROR, "listen failed", "service", "metrics", "addr",
               sup->metrics_addr, "error", uv_strerror(r), NULL);
     p->server.data = p;
@@ -303,8 +306,8 @@ int lunet__sup_metrics_start(struct lunet_supervisor *sup) {
     return -1;
   }
   sup->metrics = p;
-  lunet_log(LUNET_LOG_INFO, "listening", "service", "metrics", "proto",
-            "http", "addr", text, NULL);
+  lunet_log(LUNET_LOG_INFO, "listening", "service", "metrics", "proto", "http",
+            "addr", text, NULL);
   return 0;
 }
 

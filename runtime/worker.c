@@ -29,17 +29,19 @@ struct lunet_worker {
 };
 
 static char worker_label[24]; /* the log field's value outlives main */
-static char *known_ports;      /* LUNET_WORKER_PORTS, kept for reloads */
+static char *known_ports;     /* LUNET_WORKER_PORTS, kept for reloads */
 
 int lunet_worker_identify(struct lunet_cli *cli, char *err, size_t errcap) {
   const char *id = getenv("LUNET_WORKER"), *count = getenv("LUNET_WORKERS");
   char *end1 = NULL, *end2 = NULL;
   if (id == NULL) return 0;
   long n = strtol(id, &end1, 10), of = count ? strtol(count, &end2, 10) : 0;
-  if (*id == '\0' || *end1 != '\0' || count == NULL || *end2 != '\0' ||
-      n < 1 || of < n || of > LUNET_WORKERS_MAX)
-    return snprintf(err, errcap, "malformed LUNET_WORKER/LUNET_WORKERS "
-                    "environment (set by the supervisor)"), -1;
+  if (*id == '\0' || *end1 != '\0' || count == NULL || *end2 != '\0' || n < 1 ||
+      of < n || of > LUNET_WORKERS_MAX)
+    return snprintf(err, errcap,
+                    "malformed LUNET_WORKER/LUNET_WORKERS "
+                    "environment (set by the supervisor)"),
+           -1;
   cli->worker_id = (int)n;
   cli->workers = (int)of;
   const char *ports = getenv("LUNET_WORKER_PORTS");
@@ -76,8 +78,8 @@ static void reloaded(int status, const char *msg, void *ud) {
   unsigned long id = w->reload_ids[w->reloads_head];
   w->reloads_head = (w->reloads_head + 1) % RELOADS_PENDING_MAX;
   w->reloads_count--;
-  int n = snprintf(head, sizeof head, "%lu %s ", id,
-                   status == 0 ? "ok" : "error");
+  int n =
+      snprintf(head, sizeof head, "%lu %s ", id, status == 0 ? "ok" : "error");
   send_logged(w, LUNET_FRAME_RELOADED, head, (size_t)n, msg, strlen(msg));
 }
 
@@ -87,8 +89,8 @@ static void reload_asked(struct lunet_worker *w, const char *payload,
   snprintf(id, sizeof id, "%.*s", (int)(len < 23 ? len : 23), payload);
   if (w->reloads_count == RELOADS_PENDING_MAX) {
     char line[64];
-    int n = snprintf(line, sizeof line, "%s error too many reloads pending",
-                     id);
+    int n =
+        snprintf(line, sizeof line, "%s error too many reloads pending", id);
     return send_logged(w, LUNET_FRAME_RELOADED, line, (size_t)n, NULL, 0);
   }
   int slot = (w->reloads_head + w->reloads_count) % RELOADS_PENDING_MAX;
@@ -138,14 +140,19 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
   struct lunet_worker *w = ch->data;
   const char *nul;
   switch (type) {
-  case LUNET_FRAME_DELIVER:
-    if ((nul = memchr(payload, '\0', len)) == NULL) break;
-    lunet_pubsub_deliver(w->rt, payload, (size_t)(nul - payload), nul + 1,
-                         len - (size_t)(nul - payload) - 1);
-    break;
-  case LUNET_FRAME_RELOAD: reload_asked(w, payload, len); break;
-  case LUNET_FRAME_STATS_ASK: stats_asked(w, payload, len); break;
-  default: break; /* a newer supervisor's frame: ignore it */
+    case LUNET_FRAME_DELIVER:
+      if ((nul = memchr(payload, '\0', len)) == NULL) break;
+      lunet_pubsub_deliver(w->rt, payload, (size_t)(nul - payload), nul + 1,
+                           len - (size_t)(nul - payload) - 1);
+      break;
+    case LUNET_FRAME_RELOAD:
+      reload_asked(w, payload, len);
+      break;
+    case LUNET_FRAME_STATS_ASK:
+      stats_asked(w, payload, len);
+      break;
+    default:
+      break; /* a newer supervisor's frame: ignore it */
   }
 }
 
@@ -154,13 +161,11 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
 static void channel_end(struct lunet_channel *ch, const char *why) {
   struct lunet_worker *w = ch->data;
   if (w->rt->shutting_down) return;
-  lunet_log(LUNET_LOG_WARN, "supervisor gone, shutting down", "why", why,
-            NULL);
+  lunet_log(LUNET_LOG_WARN, "supervisor gone, shutting down", "why", why, NULL);
   lunet_runtime_shutdown(w->rt, "supervisor gone");
 }
 
 /* }================================================================== */
-
 
 int lunet_worker_attach(struct lunet_runtime *rt) {
   struct lunet_worker *w = calloc(1, sizeof *w);
@@ -174,8 +179,8 @@ int lunet_worker_attach(struct lunet_runtime *rt) {
   fcntl(LUNET_WORKER_CHANNEL_FD, F_SETFD, FD_CLOEXEC);
   if ((r = lunet_channel_open(&w->ch, LUNET_WORKER_CHANNEL_FD)) < 0 ||
       (r = lunet_channel_start(&w->ch)) < 0) {
-    lunet_log(LUNET_LOG_ERROR, "cannot open the supervisor channel",
-              "error", uv_strerror(r), NULL);
+    lunet_log(LUNET_LOG_ERROR, "cannot open the supervisor channel", "error",
+              uv_strerror(r), NULL);
     lunet_channel_close(&w->ch);
     return r;
   }
@@ -203,8 +208,8 @@ void lunet_worker_ready(struct lunet_runtime *rt, const char *metrics_addr) {
   struct lunet_worker *w = rt->worker;
   if (w == NULL) return;
   if (metrics_addr != NULL && *metrics_addr)
-    send_logged(w, LUNET_FRAME_METRICS_ADDR, metrics_addr,
-                strlen(metrics_addr), NULL, 0);
+    send_logged(w, LUNET_FRAME_METRICS_ADDR, metrics_addr, strlen(metrics_addr),
+                NULL, 0);
   send_logged(w, LUNET_FRAME_READY, "", 0, NULL, 0);
 }
 
@@ -212,16 +217,14 @@ void lunet_worker_listening(struct lunet_service *svc, const char *proto) {
   struct lunet_worker *w = svc->rt->worker;
   char line[LUNET_SERVICE_NAME_MAX + LUNET_ADDR_STRLEN + 16];
   if (w == NULL || svc->internal) return;
-  int n = snprintf(line, sizeof line, "%s %s %s", svc->name, proto,
-                   svc->bound);
+  int n = snprintf(line, sizeof line, "%s %s %s", svc->name, proto, svc->bound);
   if (n > 0 && (size_t)n < sizeof line)
     send_logged(w, LUNET_FRAME_LISTENING, line, (size_t)n, NULL, 0);
 }
 
 static uint16_t *port_of(struct sockaddr_storage *ss) {
-  return ss->ss_family == AF_INET6
-             ? &((struct sockaddr_in6 *)ss)->sin6_port
-             : &((struct sockaddr_in *)ss)->sin_port;
+  return ss->ss_family == AF_INET6 ? &((struct sockaddr_in6 *)ss)->sin6_port
+                                   : &((struct sockaddr_in *)ss)->sin_port;
 }
 
 /* LUNET_WORKER_PORTS is "NAME=ADDR\n..." from the supervisor. */
@@ -230,8 +233,7 @@ void lunet_worker_resolve_port(struct lunet_service *svc) {
   size_t nlen = strlen(svc->name);
   struct sockaddr_storage known;
   char addr[LUNET_ADDR_STRLEN];
-  if (svc->rt->cli->worker_id == 0 || map == NULL ||
-      *port_of(&svc->addr) != 0)
+  if (svc->rt->cli->worker_id == 0 || map == NULL || *port_of(&svc->addr) != 0)
     return;
   for (const char *line = map; *line; line = strchr(line, '\n') + 1) {
     const char *eol = strchr(line, '\n');
@@ -260,8 +262,8 @@ int lunet_worker_publish(struct lunet_runtime *rt, const char *topic,
   struct lunet_worker *w = rt->worker;
   if (w == NULL || !channel_open(w)) return 0;
   /* The NUL after the topic travels as the separator. */
-  int r = lunet_channel_send(&w->ch, LUNET_FRAME_PUBLISH, topic, tlen + 1,
-                             msg, mlen);
+  int r = lunet_channel_send(&w->ch, LUNET_FRAME_PUBLISH, topic, tlen + 1, msg,
+                             mlen);
   if (r < 0) lunet_channel_note_drop(&w->ch, "publish", "supervisor", r);
   return r;
 }
