@@ -305,8 +305,9 @@ enum request_key {
 static const char *const request_keys[REQ_NKEYS + 1] = {
     NULL, "method", "path", "url", "headers", "body", "version", "peer"};
 
-/* The peer as text, formatted once per parser state (per busy conn), not
- * once per request. */
+/* The peer as text, formatted once per parser state: once per request
+ * since an answered conn gives its state back at once (see
+ * lunet_http_feed), once per request burst of a pipelining conn. */
 static void push_peer(lua_State *L, struct lunet_http *h) {
   if (h->peer_len == 0 &&
       lunet_addr_format(&h->c->peer.sa, h->peer, sizeof h->peer) == 0)
