@@ -355,11 +355,13 @@ void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why) {
     return;
   }
   rt->shutting_down = 1;
-  lunet_log(LUNET_LOG_INFO, "shutting down", "by", why, "conns", conns,
-            NULL);
   lunet_control_stop(rt);
   lunet_watch_stop(rt);
   close_all_conns(rt, 1);
+  /* Logged once the listeners are closed: whoever reads the record (the
+   * log is written by its own thread) finds the port refusing. */
+  lunet_log(LUNET_LOG_INFO, "shutting down", "by", why, "conns", conns,
+            NULL);
   lunet_timer_stop_for_shutdown(rt);
   uv_timer_start(&rt->shutdown_timer, shutdown_timeout_cb,
                  rt->cli->shutdown_timeout_ms, 0);
