@@ -19,7 +19,8 @@ void *lunet_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (nsize > old && b->mem_limit != 0 && b->depth > 0 &&
       b->mem_used + (nsize - old) > b->mem_limit)
     return NULL; /* Lua raises "not enough memory" in the script */
-  void *p = realloc(ptr, nsize);
+  /* malloc for a new block: realloc(NULL, n) takes a longer way there. */
+  void *p = ptr != NULL ? realloc(ptr, nsize) : malloc(nsize);
   if (p == NULL) return NULL;
   b->mem_used = b->mem_used - old + nsize;
   return p;
