@@ -126,9 +126,12 @@ static void stats_asked(struct lunet_worker *w, const char *payload,
   lua_pushcfunction(L, build_stats);
   lua_pushstring(L, mode);
   int ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
-  size_t blen;
-  const char *body = ok ? lua_tolstring(L, -1, &blen) : "{}";
-  if (!ok) blen = 2;
+  size_t blen = 0;
+  /* Failed (out of memory): an empty answer of the asked kind. */
+  const char *body = ok                          ? lua_tolstring(L, -1, &blen)
+                     : strcmp(mode, "json") == 0 ? "null"
+                                                 : "";
+  if (!ok) blen = strlen(body);
   char head[32];
   int n = snprintf(head, sizeof head, "%s ", line);
   send_logged(w, LUNET_FRAME_STATS, head, (size_t)n, body, blen);
