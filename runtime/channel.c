@@ -42,11 +42,11 @@ void lunet_channel_close(struct lunet_channel *ch) {
     uv_close((uv_handle_t *)&ch->pipe, channel_closed);
 }
 
-static void channel_end(struct lunet_channel *ch, const char *why) {
+static void channel_end(struct lunet_channel *ch, int error) {
   if (ch->ended) return;
   ch->ended = 1;
   uv_read_stop((uv_stream_t *)&ch->pipe);
-  if (ch->on_end != NULL) ch->on_end(ch, why);
+  if (ch->on_end != NULL) ch->on_end(ch, error);
 }
 
 static void channel_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -76,7 +76,7 @@ static void channel_parse(struct lunet_channel *ch) {
   while (!ch->ended && ch->in_len - off >= HEADER_SIZE) {
     uint32_t len = get_u32(ch->in + off);
     if (len < 1 || len > LUNET_CHANNEL_FRAME_MAX + 1)
-      return channel_end(ch, "bad frame length");
+      return channel_end(ch, UV_EPROTO);
     if (ch->in_len - off < 4 + (size_t)len) break;
     ch->on_frame(ch, (unsigned char)ch->in[off + 4], ch->in + off + 5, len - 1);
     off += 4 + (size_t)len;
@@ -93,8 +93,7 @@ static void channel_parse(struct lunet_channel *ch) {
 static void channel_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct lunet_channel *ch = s->data;
   (void)buf;
-  if (nread == UV_EOF) return channel_end(ch, "closed by the other end");
-  if (nread < 0) return channel_end(ch, uv_strerror((int)nread));
+  if (nread < 0) return channel_end(ch, (int)nread);
   ch->in_len += (size_t)nread;
   channel_parse(ch);
 }

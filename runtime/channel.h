@@ -29,8 +29,10 @@ enum lunet_frame {
 struct lunet_channel;
 typedef void (*lunet_frame_cb)(struct lunet_channel *ch, int type,
                                const char *payload, size_t len);
-/* The channel ended (EOF, error or a bad frame); `why` says which. */
-typedef void (*lunet_channel_end_cb)(struct lunet_channel *ch, const char *why);
+/* The channel ended: `error` is UV_EOF or UV_ECONNRESET when the other
+ * end closed it (a reset: it closed with frames unread), UV_EPROTO for a
+ * bad frame, or another read error. */
+typedef void (*lunet_channel_end_cb)(struct lunet_channel *ch, int error);
 
 struct lunet_channel {
   uv_pipe_t pipe;

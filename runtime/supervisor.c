@@ -125,15 +125,18 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
   }
 }
 
-/* EOF comes with the worker's exit, which exit_cb handles. A channel that
- * breaks while the worker lives (a bad frame) leaves a worker nobody can
- * reach: it is stopped, and replaced like any worker that exits. */
-static void channel_end(struct lunet_channel *ch, const char *why) {
+/* EOF (or a reset: the worker closed with frames unread) comes with the
+ * worker's exit, which exit_cb handles. A channel that breaks otherwise
+ * (a bad frame) leaves a worker nobody can reach: it is stopped, and
+ * replaced like any worker that exits. */
+static void channel_end(struct lunet_channel *ch, int error) {
   struct lunet_worker_slot *w = ch->data;
   char id[16];
-  if (w->pid == 0 || strcmp(why, "closed by the other end") == 0) return;
+  if (w->pid == 0 || w->sup->shutting_down || error == UV_EOF ||
+      error == UV_ECONNRESET)
+    return;
   lunet_log(LUNET_LOG_ERROR, "worker channel broken, stopping the worker", "id",
-            id_text(w->id, id), "why", why, NULL);
+            id_text(w->id, id), "why", uv_strerror(error), NULL);
   kill((pid_t)w->pid, SIGTERM);
 }
 

@@ -161,10 +161,11 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
 
 /* Without the supervisor nobody can replace, reload or stop this worker:
  * it stops by itself, gracefully. */
-static void channel_end(struct lunet_channel *ch, const char *why) {
+static void channel_end(struct lunet_channel *ch, int error) {
   struct lunet_worker *w = ch->data;
   if (w->rt->shutting_down) return;
-  lunet_log(LUNET_LOG_WARN, "supervisor gone, shutting down", "why", why, NULL);
+  lunet_log(LUNET_LOG_WARN, "supervisor gone, shutting down", "why",
+            error == UV_EOF ? "channel closed" : uv_strerror(error), NULL);
   lunet_runtime_shutdown(w->rt, "supervisor gone");
 }
 
