@@ -30,7 +30,8 @@ static int take_param(lua_State *L, const char *seg, size_t n, int *params) {
 
 /* Steps from the node at NODE to its child for seg: static, else param. */
 static int step(lua_State *L, const char *seg, size_t n, int *params) {
-  lua_getfield(L, NODE, "static");
+  /* Not a node of router.lua (a table changed by hand): not this path. */
+  if (lua_getfield(L, NODE, "static") != LUA_TTABLE) return 0;
   lua_pushlstring(L, seg, n);
   if (lua_rawget(L, -2) == LUA_TTABLE) {
     lua_replace(L, NODE);
