@@ -102,9 +102,6 @@ static int serve_as_worker(struct lunet_runtime *rt) {
 
 static int serve_alone(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   const char *metrics = cli->metrics ? cli->metrics : rt->metrics_addr;
-  if (lunet_runtime_listen(rt) < 0) return 1;
-  if (metrics != NULL && *metrics && lunet_metrics_serve(rt, metrics) < 0)
-    return 1;
   /* Before the loop runs: the blocking write is harmless. */
   if (cli->pidfile != NULL && lunet_pidfile_write(cli->pidfile) < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot write pidfile", "path", cli->pidfile,
@@ -115,15 +112,21 @@ static int serve_alone(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   if (!lunet_list_empty(&rt->services) &&
       lunet_control_start(rt, cli->control) < 0)
     return 1;
+  if (lunet_runtime_listen(rt) < 0) return 1;
+  if (metrics != NULL && *metrics && lunet_metrics_serve(rt, metrics) < 0)
+    return 1;
   return 0;
 }
 
+/* Signals, --watch and the control socket are ready before the first
+ * "listening" line: whoever waits for that line may use them at once. */
 static int serve(struct lunet_runtime *rt, const struct lunet_cli *cli) {
   struct signals sig;
-  if (cli->worker_id ? serve_as_worker(rt) : serve_alone(rt, cli)) return 1;
-  if (cli->watch && lunet_watch_start(rt) < 0) return 1;
+  int code = 1;
   signals_start(&sig, rt);
-  int code = lunet_runtime_run(rt);
+  if ((!cli->watch || lunet_watch_start(rt) == 0) &&
+      (cli->worker_id ? serve_as_worker(rt) : serve_alone(rt, cli)) == 0)
+    code = lunet_runtime_run(rt);
   signals_stop(&sig);
   if (cli->pidfile != NULL && !cli->worker_id) unlink(cli->pidfile);
   char exit_code[8];
