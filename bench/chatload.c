@@ -570,20 +570,11 @@ static int parse_one(int ch, const char *v) {
       opt.addr_text = v;
       return bench_parse_loopback(v, &opt.addr);
     case 'c':
-      if (bench_parse_count(v, 1, MAX_CLIENTS, &n) < 0)
-        return bench_bad_option("--clients", v, "want an integer 1..60000");
-      opt.clients = (unsigned)n;
-      return 0;
+      return bench_opt_count("--clients", v, 1, MAX_CLIENTS, &opt.clients);
     case 'S':
-      if (bench_parse_count(v, 1, MAX_SENDERS, &n) < 0)
-        return bench_bad_option("--senders", v, "want an integer 1..256");
-      opt.senders = (unsigned)n;
-      return 0;
+      return bench_opt_count("--senders", v, 1, MAX_SENDERS, &opt.senders);
     case 'W':
-      if (bench_parse_count(v, 1, MAX_WINDOW, &n) < 0)
-        return bench_bad_option("--window", v, "want an integer 1..1024");
-      opt.window = (unsigned)n;
-      return 0;
+      return bench_opt_count("--window", v, 1, MAX_WINDOW, &opt.window);
     case 'r':
       if (bench_parse_number(v, 0, 1e7, &opt.rate) < 0)
         return bench_bad_option("--rate", v, "want messages/s in [0, 1e7]");

@@ -164,6 +164,15 @@ int bench_parse_count(const char *s, unsigned long min, unsigned long max,
   return 0;
 }
 
+int bench_opt_count(const char *name, const char *v, unsigned long min,
+                    unsigned long max, unsigned *out) {
+  unsigned long n;
+  char why[64];
+  if (bench_parse_count(v, min, max, &n) == 0) return *out = (unsigned)n, 0;
+  snprintf(why, sizeof why, "want an integer %lu..%lu", min, max);
+  return bench_bad_option(name, v, why);
+}
+
 int bench_bad_option(const char *name, const char *value, const char *why) {
   fprintf(stderr, "%s: bad %s '%s': %s\n", bench_prog, name, value, why);
   return -1;

@@ -50,6 +50,9 @@ int bench_parse_count(const char *s, unsigned long min, unsigned long max,
 int bench_parse_duration(const char *v, double *seconds);
 int bench_parse_warmup(const char *v, double *seconds);
 int bench_bad_option(const char *name, const char *value, const char *why);
+/* An integer option min..max into *out, or a "want an integer" error. */
+int bench_opt_count(const char *name, const char *v, unsigned long min,
+                    unsigned long max, unsigned *out);
 int bench_getopt(int argc, char **argv, const struct option *longopts,
                  int (*parse_one)(int ch, const char *v),
                  void (*usage)(FILE *f));

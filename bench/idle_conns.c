@@ -334,16 +334,12 @@ static void usage(FILE *f) {
 }
 
 static int parse_one(int ch, const char *v) {
-  unsigned long n;
   switch (ch) {
     case 'a':
       opt.addr_text = v;
       return bench_parse_loopback(v, &opt.addr);
     case 'c':
-      if (bench_parse_count(v, 1, MAX_CONNS, &n) < 0)
-        return bench_bad_option("--conns", v, "want an integer 1..60000");
-      opt.conns = (unsigned)n;
-      return 0;
+      return bench_opt_count("--conns", v, 1, MAX_CONNS, &opt.conns);
     case 'm':
       if (bench_parse_number(v, 0.001, MAX_SECONDS, &opt.max_seconds) < 0)
         return bench_bad_option("--max-seconds", v,

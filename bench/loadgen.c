@@ -291,10 +291,7 @@ static int parse_one(int ch, const char *v) {
       opt.addr_text = v;
       return bench_parse_loopback(v, &opt.addr);
     case 'c':
-      if (bench_parse_count(v, 1, MAX_CONNS, &n) < 0)
-        return bench_bad_option("--conns", v, "want an integer 1..10000");
-      opt.conns = (unsigned)n;
-      return 0;
+      return bench_opt_count("--conns", v, 1, MAX_CONNS, &opt.conns);
     case 's':
       if (bench_parse_count(v, 1, MAX_SIZE, &n) < 0)
         return bench_bad_option("--size", v, "want an integer 1..16777216");

@@ -394,15 +394,9 @@ static int parse_one(int ch, const char *v) {
       opt.addr_text = v;
       return bench_parse_loopback(v, &opt.addr);
     case 'f':
-      if (bench_parse_count(v, 1, MAX_FLOWS, &n) < 0)
-        return bench_bad_option("--flows", v, "want an integer 1..1024");
-      opt.flows = (unsigned)n;
-      return 0;
+      return bench_opt_count("--flows", v, 1, MAX_FLOWS, &opt.flows);
     case 'W':
-      if (bench_parse_count(v, 1, MAX_WINDOW, &n) < 0)
-        return bench_bad_option("--window", v, "want an integer 1..1024");
-      opt.window = (unsigned)n;
-      return 0;
+      return bench_opt_count("--window", v, 1, MAX_WINDOW, &opt.window);
     case 's':
       if (bench_parse_count(v, MIN_SIZE, MAX_SIZE, &n) < 0)
         return bench_bad_option("--size", v, "want an integer 16..65507");
