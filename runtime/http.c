@@ -12,8 +12,6 @@
 
 #define HTTP_MAX_HEADERS 100
 
-static const char headers_mt_key = 'H'; /* case-insensitive header table */
-static const char request_mt_key = 'R'; /* lazy req.query and req.params */
 
 static struct lunet_http *http_of(llhttp_t *p) { return p->data; }
 
@@ -197,182 +195,6 @@ static llhttp_settings_t settings;
 
 /* }================================================================== */
 
-/* {==================================================================
- * The request as Lua sees it
- * =================================================================== */
-
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  ch |= 0x20;
-  return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-/* Pushes s[0..n) percent-decoded ('+' as space in query strings). */
-static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (size_t i = 0; i < n; i++) {
-    int hi, lo;
-    if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-        (lo = hexval(s[i + 2])) >= 0) {
-      luaL_addchar(&b, (char)(hi * 16 + lo));
-      i += 2;
-    } else {
-      luaL_addchar(&b, plus && s[i] == '+' ? ' ' : s[i]);
-    }
-  }
-  luaL_pushresult(&b);
-}
-
-/* req.query: a=1&b=x%20y -> {a = "1", b = "x y"}; a repeated key keeps
- * the last value. */
-static void push_query(lua_State *L, const char *q, size_t n) {
-  lua_newtable(L);
-  while (n > 0) {
-    const char *amp = memchr(q, '&', n);
-    size_t len = amp ? (size_t)(amp - q) : n;
-    const char *eq = memchr(q, '=', len);
-    size_t klen = eq ? (size_t)(eq - q) : len;
-    if (klen > 0) {
-      push_decoded(L, q, klen, 1);
-      if (eq) push_decoded(L, eq + 1, len - klen - 1, 1);
-      else lua_pushliteral(L, "");
-      lua_rawset(L, -3);
-    }
-    if (!amp) break;
-    n -= len + 1, q = amp + 1;
-  }
-}
-
-static void lower(char *out, const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] | 0x20) : s[i];
-}
-
-/* Header names are short: lowered on the C stack, a luaL_Buffer only for
- * a long one. */
-static void push_lower(lua_State *L, const char *s, size_t n) {
-  char small[64];
-  if (n <= sizeof small) {
-    lower(small, s, n);
-    lua_pushlstring(L, small, n);
-    return;
-  }
-  luaL_Buffer b;
-  lower(luaL_buffinitsize(L, &b, n), s, n);
-  luaL_pushresultsize(&b, n);
-}
-
-/* Names are lowercased; a repeated header keeps every value, joined with
- * ", " ("; " for Cookie) as HTTP allows. */
-static void push_headers(lua_State *L, struct lunet_http *h) {
-  lua_createtable(L, 0, h->nhdrs);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-  lua_setmetatable(L, -2);
-  for (int i = 0; i < h->nhdrs; i++) {
-    const struct http_header *x = &h->hdrs[i];
-    push_lower(L, h->head + x->name, x->name_len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) {
-      lua_pushstring(L, header_is(h, x, "cookie", NULL) ? "; " : ", ");
-      lua_pushlstring(L, h->head + x->value, x->value_len);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, h->head + x->value, x->value_len);
-    }
-    lua_rawset(L, -3);
-  }
-}
-
-/* headers["Content-Type"] finds "content-type". */
-static int headers_index(lua_State *L) {
-  size_t n;
-  const char *key = lua_tolstring(L, 2, &n);
-  if (key == NULL) return 0;
-  push_lower(L, key, n);
-  lua_rawget(L, 1);
-  return 1;
-}
-
-/* The request's field names, kept (interned) in the array part of the
- * request metatable: a field is set with a raw store, not a lookup of a
- * C string on every request. */
-enum request_key {
-  REQ_METHOD = 1, REQ_PATH, REQ_URL, REQ_HEADERS, REQ_BODY, REQ_VERSION,
-  REQ_PEER, REQ_NKEYS = REQ_PEER
-};
-static const char *const request_keys[REQ_NKEYS + 1] = {
-    NULL, "method", "path", "url", "headers", "body", "version", "peer"};
-
-/* The peer as text, formatted once per parser state: once per request
- * since an answered conn gives its state back at once (see
- * lunet_http_feed), once per request burst of a pipelining conn. */
-static void push_peer(lua_State *L, struct lunet_http *h) {
-  if (h->peer_len == 0 &&
-      lunet_addr_format(&h->c->peer.sa, h->peer, sizeof h->peer) == 0)
-    h->peer_len = strlen(h->peer);
-  if (h->peer_len == 0) lua_pushnil(L);
-  else lua_pushlstring(L, h->peer, h->peer_len);
-}
-
-static void push_request(lua_State *L, struct lunet_http *h) {
-  const char *url = h->head;
-  const char *qmark = memchr(url, '?', h->url_len);
-  size_t path_len = qmark ? (size_t)(qmark - url) : h->url_len;
-  lua_createtable(L, 0, REQ_NKEYS + 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
-  int req = lua_gettop(L) - 1, mt = req + 1;
-  lua_rawgeti(L, mt, REQ_METHOD);
-  lua_pushstring(L, llhttp_method_name(h->parser.method));
-  lua_rawset(L, req);
-  lua_rawgeti(L, mt, REQ_PATH);
-  lua_pushlstring(L, url, path_len);
-  lua_rawset(L, req);
-  lua_rawgeti(L, mt, REQ_URL);
-  lua_pushlstring(L, url, h->url_len);
-  lua_rawset(L, req);
-  lua_rawgeti(L, mt, REQ_HEADERS);
-  push_headers(L, h);
-  lua_rawset(L, req);
-  lua_rawgeti(L, mt, REQ_BODY);
-  lua_pushlstring(L, h->body ? h->body : "", h->body_len);
-  lua_rawset(L, req);
-  lua_rawgeti(L, mt, REQ_VERSION);
-  lua_pushlstring(L, h->http10 ? "1.0" : "1.1", 3);
-  lua_rawset(L, req);
-  lua_rawgeti(L, mt, REQ_PEER);
-  push_peer(L, h);
-  lua_rawset(L, req);
-  lua_setmetatable(L, req);
-}
-
-/* req.query and req.params are made on first use: most handlers never
- * look at one of them, and a table per request is what an HTTP server
- * spends its time allocating. */
-static int request_index(lua_State *L) {
-  const char *key = lua_tostring(L, 2);
-  if (key == NULL) return 0;
-  if (strcmp(key, "query") == 0) {
-    size_t n;
-    lua_getfield(L, 1, "url");
-    const char *url = lua_tolstring(L, -1, &n);
-    const char *qmark = url ? memchr(url, '?', n) : NULL;
-    if (qmark) push_query(L, qmark + 1, n - (size_t)(qmark - url) - 1);
-    else lua_newtable(L);
-  } else if (strcmp(key, "params") == 0) {
-    lua_newtable(L);
-  } else {
-    return 0;
-  }
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, 1);
-  return 1;
-}
-
-/* }================================================================== */
-
 static void http_dispatch(struct lunet_http *h) {
   struct lunet_conn *c = h->c;
   lua_State *L = c->svc->rt->L;
@@ -391,7 +213,7 @@ static void http_dispatch(struct lunet_http *h) {
     reset_request(h);
     return lunet__http_reply_error(h, 500);
   }
-  push_request(L, h);
+  lunet__http_push_request(L, h);
   reset_request(h);
   lunet__http_push_response(L, h);
   struct lunet_call_ctx ctx = {c->svc->name, "handler", c->id, &c->peer.sa,
@@ -465,7 +287,6 @@ int lunet_http_attach(struct lunet_conn *c) {
   h->c = c;
   h->phase = HTTP_IDLE;
   h->error_status = 0;
-  h->peer_len = 0;
   c->http = h;
   return 0;
 }
@@ -553,17 +374,6 @@ void lunet_http_open(lua_State *L) {
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
   settings.on_message_complete = on_message_complete;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, headers_index);
-  lua_setfield(L, -2, "__index");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-  lua_createtable(L, REQ_NKEYS, 1);
-  lua_pushcfunction(L, request_index);
-  lua_setfield(L, -2, "__index");
-  for (int k = 1; k <= REQ_NKEYS; k++) {
-    lua_pushstring(L, request_keys[k]);
-    lua_rawseti(L, -2, k);
-  }
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+  lunet__http_request_open(L);
   lunet__http_response_open(L);
 }

@@ -47,8 +47,6 @@ struct lunet_http {
   const char *feed_end; /* end of the bytes being parsed */
   char *body;
   size_t body_len, body_cap;
-  size_t peer_len; /* 0: peer not formatted yet (or not formattable) */
-  char peer[LUNET_ADDR_STRLEN];
 };
 
 /* Sends a complete minimal response (errors: 400, 408, 413, 500, 504...)
@@ -58,6 +56,13 @@ void lunet__http_reply_error(struct lunet_http *h, int status);
 /* The response to the request in flight is complete: next request, or
  * close. */
 void lunet__http_response_done(struct lunet_http *h, int close);
+
+/* Makes the request object for the request parsed into h (it copies
+ * what it needs: h is reused at once); left on the stack. */
+void lunet__http_push_request(lua_State *L, const struct lunet_http *h);
+
+/* Registers the request metatables (http_request.c). */
+void lunet__http_request_open(lua_State *L);
 
 /* Makes the response object for the request in flight; left on the
  * stack, pinned while h->res points to it. */

@@ -200,9 +200,10 @@ local function allow_header(handlers)
   return table.concat(methods, ", ")
 end
 
--- req.params may already exist (a before hook looked at it): add to it.
+-- req.params may already exist (a before hook set it, or a lunet request
+-- made it when it was read): add to it.
 local function set_params(req, params)
-  local have = rawget(req, "params")
+  local have = req.params
   if not have then
     req.params = params
   else

@@ -273,6 +273,76 @@ describe("http", function()
   end)
 end)
 
+describe("the request object", function()
+  local server, addr
+  setup(function()
+    server = h.start(h.SCRIPTS .. "/http_request.lua", { services = { "web" } })
+    addr = server.addr.web
+  end)
+  teardown(function()
+    assert.equal(0, server:stop())
+    h.cleanup()
+  end)
+
+  local function get(c, path, extra, body)
+    local req = (body and "POST " or "GET ") .. path .. " HTTP/1.1\r\nHost: x\r\n"
+      .. (extra or "")
+    if body then req = req .. "Content-Length: " .. #body .. "\r\n" end
+    assert(c:send(req .. "\r\n" .. (body or "")))
+    local status, _, text = read_response(c)
+    assert.equal(200, status, text)
+    return text
+  end
+
+  it("has every field, built when read", function()
+    local c = h.connect(addr)
+    local out = get(c, "/fields?a=1&b=x%20y", "X-Test: t\r\nCookie: c=1\r\n"
+      .. "cookie: d=2\r\n", "the body")
+    local f = {}
+    for part in (out .. "|"):gmatch("([^|]*)|") do f[#f + 1] = part end
+    assert.same({ "POST", "/fields", "/fields?a=1&b=x%20y", "1.1",
+      "127.0.0.1:" .. select(2, c:getsockname()), "1", "x y", "t", "c=1; d=2",
+      "the body", "nil" }, f)
+    assert.equal("GET|/fields|/fields|1.1", get(c, "/fields"):match("^[^|]*|[^|]*|[^|]*|[^|]*"))
+    c:close()
+  end)
+
+  it("keeps what a script sets, and a replaced path routes", function()
+    local c = h.connect(addr)
+    assert.equal("ann /new /old", get(c, "/old", "X-User: ann\r\n"))
+    assert.equal("nil /new /new", get(c, "/new"))
+    c:close()
+  end)
+
+  it("still has its own data when read long after its response", function()
+    local a, b = h.connect(addr), h.connect(addr)
+    assert.equal("kept", get(a, "/keep/1?n=one", "X-Id: first\r\n", "body one"))
+    -- Other requests, with other heads, reuse the parsing state meanwhile.
+    for i = 1, 20 do
+      local c = i % 2 == 0 and a or b
+      get(c, "/fields?a=" .. i, "X-Id: other" .. i .. "\r\nX-Pad: "
+        .. string.rep("p", i * 10) .. "\r\n", string.rep("z", i))
+    end
+    assert.equal("kept", get(b, "/keep/2?n=two", "X-Id: second\r\n", "body two"))
+    assert.equal("POST /keep/1 1 first body one one\n"
+      .. "POST /keep/2 2 second body two two", get(a, "/kept"))
+    a:close()
+    b:close()
+  end)
+
+  it("walks its fields with pairs, prints itself and rejects a stranger", function()
+    local c = h.connect(addr)
+    assert.equal("body,extra,headers,method,params,path,peer,query,url,user,version",
+      get(c, "/pairs", "X-User: bo\r\n"))
+    assert.equal("body,extra,headers,method,params,path,peer,query,url,version",
+      get(c, "/pairs"))
+    assert.equal("lunet.http.request: GET /misuse|false|"
+      .. "bad argument #1 to '?' (lunet.http.request expected, got table)",
+      get(c, "/misuse"))
+    c:close()
+  end)
+end)
+
 describe("http_hello and http_api examples", function()
   after_each(h.cleanup)
 
