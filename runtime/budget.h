@@ -7,25 +7,36 @@
 #ifndef LUNET_BUDGET_H
 #define LUNET_BUDGET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
 
+struct budget_watchdog; /* budget.c */
+
 struct lunet_budget {
-  uint64_t time_ns;   /* per event; 0: no time budget */
-  size_t mem_limit;   /* bytes of Lua heap; 0: no cap */
+  uint64_t time_ns; /* per event; 0: no time budget */
+  size_t mem_limit; /* bytes of Lua heap; 0: no cap */
   size_t mem_used;
-  int depth;          /* nested protected calls; the outermost one counts */
-  uint64_t deadline;  /* uv_hrtime() when the current event runs out; 0:
-                         not known yet (set by the hook) */
-  int expired;
+  int depth;        /* nested protected calls; the outermost one counts */
+  int expired;      /* the current event ran out of time */
+  lua_State *main;  /* the state the hook is set on when an event overruns */
+  /* Counts outermost events twice, at entry and at exit: odd while one
+   * runs. Written by the loop thread, read by the watchdog. */
+  _Atomic uint64_t event;
+  _Atomic uint64_t overdue; /* the event the watchdog found over budget */
+  struct budget_watchdog *watchdog;
 };
 
 /* The lua_Alloc of the runtime's state; ud is the struct lunet_budget. */
 void *lunet_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
-/* Installs the time budget's hook on the state (once, at creation). */
-void lunet_budget_install(lua_State *L, struct lunet_budget *b);
+/* Starts the time budget on a state with its libraries open (once, at
+ * creation, on the loop thread); 0, or a negative libuv error. */
+int lunet_budget_install(lua_State *L, struct lunet_budget *b);
+
+/* Stops the watchdog; before the state is closed. */
+void lunet_budget_stop(struct lunet_budget *b);
 
 /* Around every protected call into a script. */
 void lunet_budget_enter(lua_State *L, struct lunet_budget *b);

@@ -107,10 +107,12 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
   rt->L = lua_newstate(lunet_budget_alloc, &rt->budget);
   if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
   lua_atpanic(rt->L, runtime_panic);
-  lunet_budget_install(rt->L, &rt->budget);
   lunet_gc_sweep(rt, 0); /* the pause for a small heap, from the start */
   *(struct lunet_runtime **)lua_getextraspace(rt->L) = rt;
   luaL_openlibs(rt->L);
+  int status = lunet_budget_install(rt->L, &rt->budget);
+  if (status < 0)
+    return snprintf(err, errcap, "time budget: %s", uv_strerror(status)), -1;
   if (have_lualib) set_package_path(rt->L, lualib);
   lunet_modules_install(rt->L, rt->script_dir);
   lunet_route_preload(rt->L);
@@ -396,6 +398,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
                                           struct lunet_service, node));
   lunet_http_cache_free(rt);
   lunet_worker_free(rt);
+  lunet_budget_stop(&rt->budget);
   if (rt->L != NULL) lua_close(rt->L);
   if (uv_loop_close(&rt->loop) != 0)
     lunet_log(LUNET_LOG_ERROR, "loop not empty at exit", NULL);

@@ -1,6 +1,7 @@
 -- Handlers that misbehave on purpose, by line:
 --   spin   loops forever
 --   pspin  loops forever, catching the budget error with pcall
+--   cowrap, coresume  loop forever in a coroutine
 --   bomb   allocates without end
 --   else   echoes
 local function bomb()
@@ -18,6 +19,10 @@ return {
         while true do pcall(function() while true do end end) end
       end
       if line == "bomb" then bomb() end
+      if line == "cowrap" then coroutine.wrap(function() while true do end end)() end
+      if line == "coresume" then
+        coroutine.resume(coroutine.create(function() while true do end end))
+      end
       conn:write(line .. "\n")
     end,
   },
