@@ -31,6 +31,13 @@ static const char script[] =
     "  res:json(200, { h = req.headers['x-test'], q = req.query })\n"
     "end)\n"
     "router:get('/boom', function() error('boom') end)\n"
+    "router:route({'GET', 'POST'}, '/all', function(req, res)\n"
+    "  local n = 0\n"
+    "  for k, v in pairs(req) do n = n + #k end\n"
+    "  for k, v in pairs(req.headers) do n = n + #k + #v end\n"
+    "  for k, v in pairs(req.query) do n = n + #k + #v end\n"
+    "  res:send(200, tostring(n) .. tostring(req))\n"
+    "end)\n"
     "return { web = { http = '127.0.0.1:0', handler = router,\n"
     "  max_header_size = 1024, max_body = 2048, max_url = 256 } }\n";
 
