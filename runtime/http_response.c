@@ -82,59 +82,104 @@ static void format_head(char *out, size_t cap, int status, time_t now,
   *len = n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
-/* Writes what the buffer holds and drops the buffer: no Lua string is
- * made for a response. */
-static void send_buffer(lua_State *L, struct lunet_conn *c, luaL_Buffer *b) {
-  lunet_conn_send(c, luaL_buffaddr(b), luaL_bufflen(b));
-  lua_pop(L, 1); /* the buffer's slot (placeholder or box) */
+/* {==================================================================
+ * The bytes of a response: put together on the C stack, and continued in
+ * a luaL_Buffer only when they outgrow it (a large body), so a small
+ * response costs memcpy, not a Lua API call per piece. No Lua string is
+ * made for a response either way.
+ * =================================================================== */
+
+struct out {
+  lua_State *L;
+  size_t len;  /* bytes in small, until spilled into b */
+  int spilled; /* b holds everything and has its slot on the stack */
+  luaL_Buffer b;
+  char small[2048];
+};
+
+static void out_init(struct out *o, lua_State *L) {
+  o->L = L;
+  o->len = 0;
+  o->spilled = 0;
 }
+
+/* Once spilled, nothing may be pushed until out_send: a luaL_Buffer
+ * needs its slot on top of the stack whenever it grows. */
+static void out_add(struct out *o, const char *s, size_t n) {
+  if (!o->spilled) {
+    if (n <= sizeof o->small - o->len) {
+      memcpy(o->small + o->len, s, n);
+      o->len += n;
+      return;
+    }
+    luaL_buffinit(o->L, &o->b);
+    luaL_addlstring(&o->b, o->small, o->len);
+    o->spilled = 1;
+  }
+  luaL_addlstring(&o->b, s, n);
+}
+
+static void out_string(struct out *o, const char *s) {
+  out_add(o, s, strlen(s));
+}
+
+/* A string literal: its length is known at compile time. */
+#define OUT_LITERAL(o, s) out_add((o), "" s, sizeof(s) - 1)
+
+/* Decimal without printf: this runs for every response. */
+static void out_decimal(struct out *o, unsigned long long v) {
+  char digits[24], *end = digits + sizeof digits, *p = end;
+  do *--p = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  out_add(o, p, (size_t)(end - p));
+}
+
+static void out_send(struct out *o, struct lunet_conn *c) {
+  if (!o->spilled) {
+    lunet_conn_send(c, o->small, o->len);
+    return;
+  }
+  lunet_conn_send(c, luaL_buffaddr(&o->b), luaL_bufflen(&o->b));
+  lua_pop(o->L, 1); /* the buffer's slot (placeholder or box) */
+}
+
+/* }================================================================== */
 
 static int body_allowed(int status) {
   return status >= 200 && status != 204 && status != 304;
 }
 
-static void add_status_line(luaL_Buffer *b, int status) {
+static void add_status_line(struct out *o, int status) {
   static struct head_cache ok = {-1, 0, ""};
   char line[192]; /* the longest reason phrase and date fit */
   size_t n;
   time_t now = time(NULL);
   if (status != 200) {
     format_head(line, sizeof line, status, now, &n);
-    luaL_addlstring(b, line, n);
+    out_add(o, line, n);
     return;
   }
   if (ok.second != now) {
     format_head(ok.text, sizeof ok.text, 200, now, &ok.len);
     ok.second = now;
   }
-  luaL_addlstring(b, ok.text, ok.len);
+  out_add(o, ok.text, ok.len);
 }
 
-/* A string literal: its length is known at compile time. */
-#define ADD_LITERAL(b, s) luaL_addlstring((b), "" s, sizeof(s) - 1)
-
-/* Decimal without printf: this runs for every response. */
-static void add_decimal(luaL_Buffer *b, unsigned long long v) {
-  char digits[24], *end = digits + sizeof digits, *p = end;
-  do *--p = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  luaL_addlstring(b, p, (size_t)(end - p));
-}
-
-static void add_framing(luaL_Buffer *b, struct lunet_http *h, int status,
+static void add_framing(struct out *o, struct lunet_http *h, int status,
                         long long length, int close) {
   if (length >= 0 && body_allowed(status)) {
-    ADD_LITERAL(b, "Content-Length: ");
-    add_decimal(b, (unsigned long long)length);
-    ADD_LITERAL(b, "\r\n");
+    OUT_LITERAL(o, "Content-Length: ");
+    out_decimal(o, (unsigned long long)length);
+    OUT_LITERAL(o, "\r\n");
   } else if (length == -1) {
-    ADD_LITERAL(b, "Transfer-Encoding: chunked\r\n");
+    OUT_LITERAL(o, "Transfer-Encoding: chunked\r\n");
   }
   if (close)
-    ADD_LITERAL(b, "Connection: close\r\n");
+    OUT_LITERAL(o, "Connection: close\r\n");
   else if (h->http10)
-    ADD_LITERAL(b, "Connection: keep-alive\r\n");
-  ADD_LITERAL(b, "\r\n");
+    OUT_LITERAL(o, "Connection: keep-alive\r\n");
+  OUT_LITERAL(o, "\r\n");
 }
 
 /* One response counted by class, and its latency when a request had
@@ -150,15 +195,15 @@ static void count_response(struct lunet_http *h, int status) {
 void lunet__http_reply_error(struct lunet_http *h, int status) {
   lua_State *L = h->c->svc->rt->L;
   count_response(h, status);
-  luaL_Buffer b;
+  struct out o;
   const char *reason = lunet__http_reason(status);
-  luaL_buffinit(L, &b);
-  add_status_line(&b, status);
-  ADD_LITERAL(&b, "Content-Type: text/plain\r\n");
-  add_framing(&b, h, status, (long long)strlen(reason) + 1, 1);
-  luaL_addstring(&b, reason);
-  luaL_addchar(&b, '\n');
-  send_buffer(L, h->c, &b);
+  out_init(&o, L);
+  add_status_line(&o, status);
+  OUT_LITERAL(&o, "Content-Type: text/plain\r\n");
+  add_framing(&o, h, status, (long long)strlen(reason) + 1, 1);
+  out_string(&o, reason);
+  OUT_LITERAL(&o, "\n");
+  out_send(&o, h->c);
   h->phase = HTTP_DONE;
   lunet_conn_close(h->c, "closed", 1);
 }
@@ -220,17 +265,17 @@ void lunet__http_reply_simple(struct lunet_http *h, int status) {
   lua_State *L = h->c->svc->rt->L;
   int close = h->res->close || h->c->svc->rt->shutting_down;
   const char *reason = lunet__http_reason(status);
-  luaL_Buffer b;
+  struct out o;
   h->status = status;
-  luaL_buffinit(L, &b);
-  add_status_line(&b, status);
-  ADD_LITERAL(&b, "Content-Type: text/plain\r\n");
-  add_framing(&b, h, status, (long long)strlen(reason) + 1, close);
+  out_init(&o, L);
+  add_status_line(&o, status);
+  OUT_LITERAL(&o, "Content-Type: text/plain\r\n");
+  add_framing(&o, h, status, (long long)strlen(reason) + 1, close);
   if (!h->head_only) {
-    luaL_addstring(&b, reason);
-    luaL_addchar(&b, '\n');
+    out_string(&o, reason);
+    OUT_LITERAL(&o, "\n");
   }
-  send_buffer(L, h->c, &b);
+  out_send(&o, h->c);
   lunet__http_response_done(h, close);
 }
 
@@ -331,12 +376,12 @@ static int gather_headers(lua_State *L, struct res_box *r, int list,
   return n;
 }
 
-static void add_headers(luaL_Buffer *b, const struct out_header *x, int n) {
+static void add_headers(struct out *o, const struct out_header *x, int n) {
   for (int i = 0; i < n; i++) {
-    luaL_addstring(b, x[i].name);
-    ADD_LITERAL(b, ": ");
-    luaL_addstring(b, x[i].value);
-    ADD_LITERAL(b, "\r\n");
+    out_string(o, x[i].name);
+    OUT_LITERAL(o, ": ");
+    out_string(o, x[i].value);
+    OUT_LITERAL(o, "\r\n");
   }
 }
 
@@ -355,22 +400,22 @@ static void send_head(lua_State *L, struct res_box *r, int status,
                       int extra) {
   struct lunet_http *h = r->h;
   struct out_header headers[RES_MAX_HEADERS];
-  luaL_Buffer b;
+  struct out o;
   /* The list (nil when res:header was not called) stays on the stack:
    * it anchors the strings gathered from it. */
   int list = lua_getiuservalue(L, 1, RES_UV_HEADERS) == LUA_TTABLE
                  ? lua_gettop(L) : 0;
   int nheaders = gather_headers(L, r, list, extra, headers);
-  luaL_buffinit(L, &b);
-  add_status_line(&b, status);
-  add_headers(&b, headers, nheaders);
+  out_init(&o, L);
+  add_status_line(&o, status);
+  add_headers(&o, headers, nheaders);
   if (length == -2 || h->c->svc->rt->shutting_down) r->close = 1;
   if (!r->has_type && length != 0 && body_allowed(status))
-    ADD_LITERAL(&b, "Content-Type: text/plain; charset=utf-8\r\n");
-  add_framing(&b, h, status, length, r->close);
+    OUT_LITERAL(&o, "Content-Type: text/plain; charset=utf-8\r\n");
+  add_framing(&o, h, status, length, r->close);
   if (body != NULL && !h->head_only && body_allowed(status))
-    luaL_addlstring(&b, body, blen);
-  send_buffer(L, h->c, &b);
+    out_add(&o, body, blen);
+  out_send(&o, h->c);
   lua_pop(L, 1); /* the header list */
   r->started = 1;
   h->status = status;
@@ -450,14 +495,12 @@ static int res_write(lua_State *L) {
   if (!r->chunked) return lunet_conn_send(r->h->c, chunk, n), 0;
   char size[24];
   int k = snprintf(size, sizeof size, "%zx\r\n", n);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addlstring(&b, size, (size_t)k);
-  luaL_addlstring(&b, chunk, n);
-  ADD_LITERAL(&b, "\r\n");
-  luaL_pushresult(&b);
-  const char *s = lua_tolstring(L, -1, &n);
-  lunet_conn_send(r->h->c, s, n);
+  struct out o;
+  out_init(&o, L);
+  out_add(&o, size, (size_t)k);
+  out_add(&o, chunk, n);
+  OUT_LITERAL(&o, "\r\n");
+  out_send(&o, r->h->c);
   return 0;
 }
 

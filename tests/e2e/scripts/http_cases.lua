@@ -23,6 +23,7 @@ router:get("/stream", function(req, res)
   res:write("part1,")
   lunet.after(20, function()
     res:write("part2")
+    res:write(string.rep("z", 5000)) -- a chunk larger than the stack buffer
     res:finish()
   end)
 end)
