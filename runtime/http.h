@@ -33,6 +33,11 @@ void lunet_http_sweep(struct lunet_service *svc, uint64_t now);
  * its response is complete instead of now. */
 int lunet_http_in_flight(const struct lunet_conn *c);
 
+/* For the request object (req) at idx: pushes its params as set or made
+ * so far (nil when none yet) without making them, and returns 1; for any
+ * other value pushes nothing and returns 0. For lunet.router_core. */
+int lunet_http_request_params(lua_State *L, int idx);
+
 /* Registers the "lunet.http.response" metatable. */
 void lunet_http_open(lua_State *L);
 

@@ -342,6 +342,17 @@ static int request_tostring(lua_State *L) {
 
 /* }================================================================== */
 
+int lunet_http_request_params(lua_State *L, int idx) {
+  int same;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (same) lua_getiuservalue(L, idx, UV_PARAMS);
+  return same;
+}
+
 void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {
   size_t hdrs_size = (size_t)h->nhdrs * sizeof(struct http_header);
   struct request *r =

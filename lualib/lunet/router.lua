@@ -201,15 +201,17 @@ local function allow_header(handlers)
 end
 
 -- req.params may already exist (a before hook set it, or a lunet request
--- made it when it was read): add to it.
-local function set_params(req, params)
+-- made it when it was read): add to it. (Inside lunet, router_core's
+-- set_params does the same in one call.)
+local function set_params_lua(req, params)
   local have = req.params
-  if not have then
+  if type(have) ~= "table" then
     req.params = params
   else
     for k, v in pairs(params) do have[k] = v end
   end
 end
+local set_params = core_ok and core.set_params or set_params_lua
 
 function Router:dispatch(req, res)
   local befores = self.befores

@@ -311,6 +311,9 @@ describe("the request object", function()
     local c = h.connect(addr)
     assert.equal("ann /new /old", get(c, "/old", "X-User: ann\r\n"))
     assert.equal("nil /new /new", get(c, "/new"))
+    -- Route params join what a before hook put in req.params, or are all.
+    assert.equal("7 t", get(c, "/item/7", "X-Tag: t\r\n"))
+    assert.equal("8 nil", get(c, "/item/8"))
     c:close()
   end)
 

@@ -91,6 +91,24 @@ describe("lunet.router", function()
     assert.same({ "before /users", "after /users", "before /blocked" }, log)
   end)
 
+  it("adds route params to those a before hook put in req.params", function()
+    r:get("/items/:id", function(req, res)
+      res:send(200, tostring(req.params.id) .. " " .. tostring(req.params.tag))
+    end)
+    r:before(function(req)
+      if req.headers.tag then req.params = { tag = req.headers.tag } end
+    end)
+    local function get(headers)
+      local req = { method = "GET", path = "/items/7", headers = headers }
+      local res = {}
+      function res:send(_, body) self.body = body end
+      r(req, res)
+      return res.body
+    end
+    assert.equal("7 t", get({ tag = "t" }))
+    assert.equal("7 nil", get({}))
+  end)
+
   it("rejects conflicting parameter names and misplaced wildcards", function()
     assert.has_error(function() r:get("/users/:name/x", function() end) end)
     assert.has_error(function() r:get("/a/*rest/b", function() end) end)

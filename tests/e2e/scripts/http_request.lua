@@ -7,6 +7,12 @@ local kept = {} -- requests kept by /keep, read later by /kept
 router:before(function(req)
   req.user = req.headers["x-user"]
   if req.path == "/old" then req.path = "/new" end
+  -- A before hook that adds to params: the route's params join them.
+  if req.headers["x-tag"] then req.params.tag = req.headers["x-tag"] end
+end)
+
+router:get("/item/:id", function(req, res)
+  res:send(200, tostring(req.params.id) .. " " .. tostring(req.params.tag))
 end)
 
 router:route({ "GET", "POST" }, "/fields", function(req, res)
