@@ -7,11 +7,10 @@
 #include <lauxlib.h>
 #include <uv.h>
 
-#include "log.h"
 #include "runtime.h"
 
-#define BUDGET_CHECK_EVERY 10000 /* coroutine instructions between checks */
-#define WATCH_TICK_MIN_NS 5000000ull   /* 5 ms */
+#define BUDGET_CHECK_EVERY 10000     /* coroutine instructions between checks */
+#define WATCH_TICK_MIN_NS 5000000ull /* 5 ms */
 #define WATCH_TICK_MAX_NS 100000000ull /* 100 ms */
 
 void *lunet_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -65,8 +64,10 @@ static void hook_coroutine(lua_State *co) {
  * ended): the main state goes back to no hook at all, a coroutine to its
  * count hook. */
 static void budget_rest(lua_State *L, struct lunet_budget *b) {
-  if (L == b->main) lua_sethook(L, NULL, 0, 0);
-  else if (lua_gethookmask(L) != LUA_MASKCOUNT) hook_coroutine(L);
+  if (L == b->main)
+    lua_sethook(L, NULL, 0, 0);
+  else if (lua_gethookmask(L) != LUA_MASKCOUNT)
+    hook_coroutine(L);
 }
 
 /* Once the budget is spent the hook fires on every line as well, so a
@@ -76,8 +77,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   if (b->depth == 0 || (!b->expired && !is_overdue(b)))
     return budget_rest(L, b);
   b->expired = 1;
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE,
-              BUDGET_CHECK_EVERY);
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, BUDGET_CHECK_EVERY);
   /* At a call or return: raise at the next line, which has a file:line. */
   if (ar->event != LUA_HOOKLINE && ar->event != LUA_HOOKCOUNT) return;
   lua_getinfo(L, "Sl", ar);
@@ -99,7 +99,7 @@ struct budget_watchdog {
   uv_mutex_t mu;
   uv_cond_t wake; /* stop */
   int stop;
-  uint64_t seen;  /* the running event at the last look, and since when */
+  uint64_t seen; /* the running event at the last look, and since when */
   uint64_t seen_since;
 };
 
@@ -156,7 +156,10 @@ static int watchdog_start(struct lunet_budget *b) {
   sa.sa_handler = overdue_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGRTMIN, &sa, NULL) < 0) return free(w), uv_translate_sys_error(errno);
+  if (sigaction(SIGRTMIN, &sa, NULL) < 0) {
+    err = uv_translate_sys_error(errno);
+    return free(w), err;
+  }
   signalled = b;
   if ((err = uv_mutex_init(&w->mu)) < 0) return free(w), err;
   if ((err = uv_cond_init(&w->wake)) < 0) {

@@ -44,38 +44,54 @@ static const char *head_of(const struct request *r) {
 }
 
 enum field {
-  F_NONE, F_METHOD, F_PATH, F_URL, F_HEADERS, F_BODY, F_VERSION, F_PEER,
-  F_QUERY, F_PARAMS, F_COUNT
+  F_NONE,
+  F_METHOD,
+  F_PATH,
+  F_URL,
+  F_HEADERS,
+  F_BODY,
+  F_VERSION,
+  F_PEER,
+  F_QUERY,
+  F_PARAMS,
+  F_COUNT
 };
-static const char *const field_names[F_COUNT] = {
-    NULL, "method", "path", "url", "headers", "body", "version", "peer",
-    "query", "params"};
+#define FIELD_NAME(s) \
+  { s, sizeof(s) - 1 }
+static const struct {
+  const char *s;
+  size_t n;
+} field_names[F_COUNT] = {{NULL, 0},
+                          FIELD_NAME("method"),
+                          FIELD_NAME("path"),
+                          FIELD_NAME("url"),
+                          FIELD_NAME("headers"),
+                          FIELD_NAME("body"),
+                          FIELD_NAME("version"),
+                          FIELD_NAME("peer"),
+                          FIELD_NAME("query"),
+                          FIELD_NAME("params")};
 
-/* By length first: this runs on every field read. */
 static enum field field_of(const char *k, size_t n) {
-  enum field candidates[3] = {F_NONE, F_NONE, F_NONE};
-  switch (n) {
-    case 3: candidates[0] = F_URL; break;
-    case 4: candidates[0] = F_PATH, candidates[1] = F_BODY,
-            candidates[2] = F_PEER; break;
-    case 5: candidates[0] = F_QUERY; break;
-    case 6: candidates[0] = F_METHOD, candidates[1] = F_PARAMS; break;
-    case 7: candidates[0] = F_HEADERS, candidates[1] = F_VERSION; break;
-    default: return F_NONE;
-  }
-  for (int i = 0; i < 3 && candidates[i] != F_NONE; i++)
-    if (memcmp(k, field_names[candidates[i]], n) == 0) return candidates[i];
+  for (int f = F_METHOD; f < F_COUNT; f++)
+    if (field_names[f].n == n && memcmp(k, field_names[f].s, n) == 0)
+      return (enum field)f;
   return F_NONE;
 }
 
 /* The user value that holds a field, or 0 for one made each read. */
 static int slot_of(enum field f) {
   switch (f) {
-    case F_BODY: return UV_BODY;
-    case F_HEADERS: return UV_HEADERS;
-    case F_QUERY: return UV_QUERY;
-    case F_PARAMS: return UV_PARAMS;
-    default: return 0;
+    case F_BODY:
+      return UV_BODY;
+    case F_HEADERS:
+      return UV_HEADERS;
+    case F_QUERY:
+      return UV_QUERY;
+    case F_PARAMS:
+      return UV_PARAMS;
+    default:
+      return 0;
   }
 }
 
@@ -122,8 +138,10 @@ static void push_query(lua_State *L, const struct request *r) {
     size_t klen = eq ? (size_t)(eq - q) : len;
     if (klen > 0) {
       push_decoded(L, q, klen, 1);
-      if (eq) push_decoded(L, eq + 1, len - klen - 1, 1);
-      else lua_pushliteral(L, "");
+      if (eq)
+        push_decoded(L, eq + 1, len - klen - 1, 1);
+      else
+        lua_pushliteral(L, "");
       lua_rawset(L, -3);
     }
     if (!amp) break;
@@ -195,8 +213,10 @@ static int headers_index(lua_State *L) {
 
 static void push_peer(lua_State *L, const struct request *r) {
   char peer[LUNET_ADDR_STRLEN];
-  if (lunet_addr_format(&r->peer.sa, peer, sizeof peer) < 0) lua_pushnil(L);
-  else lua_pushstring(L, peer);
+  if (lunet_addr_format(&r->peer.sa, peer, sizeof peer) < 0)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, peer);
 }
 
 /* A field kept in a user value: the one stored, else made now (and kept,
@@ -206,10 +226,18 @@ static void push_kept(lua_State *L, const struct request *r, enum field f,
   if (lua_getiuservalue(L, 1, slot) != LUA_TNIL) return;
   lua_pop(L, 1);
   switch (f) {
-    case F_BODY: lua_pushliteral(L, ""); return; /* no body: nothing kept */
-    case F_HEADERS: push_headers(L, r); break;
-    case F_QUERY: push_query(L, r); break;
-    default: lua_newtable(L); break; /* params: the router fills them */
+    case F_BODY:
+      lua_pushliteral(L, "");
+      return; /* no body: nothing kept */
+    case F_HEADERS:
+      push_headers(L, r);
+      break;
+    case F_QUERY:
+      push_query(L, r);
+      break;
+    default:
+      lua_newtable(L);
+      break; /* params: the router fills them */
   }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, slot);
@@ -219,15 +247,25 @@ static void push_made(lua_State *L, const struct request *r, enum field f) {
   const char *url = head_of(r);
   const char *qmark;
   switch (f) {
-    case F_METHOD: lua_pushstring(L, llhttp_method_name(r->method)); break;
+    case F_METHOD:
+      lua_pushstring(L, llhttp_method_name(r->method));
+      break;
     case F_PATH:
       qmark = memchr(url, '?', r->url_len);
       lua_pushlstring(L, url, qmark ? (size_t)(qmark - url) : r->url_len);
       break;
-    case F_URL: lua_pushlstring(L, url, r->url_len); break;
-    case F_VERSION: lua_pushstring(L, r->http10 ? "1.0" : "1.1"); break;
-    case F_PEER: push_peer(L, r); break;
-    default: lua_pushnil(L); break;
+    case F_URL:
+      lua_pushlstring(L, url, r->url_len);
+      break;
+    case F_VERSION:
+      lua_pushstring(L, r->http10 ? "1.0" : "1.1");
+      break;
+    case F_PEER:
+      push_peer(L, r);
+      break;
+    default:
+      lua_pushnil(L);
+      break;
   }
 }
 
@@ -314,7 +352,7 @@ static int request_pairs(lua_State *L) {
   lua_settop(L, 1);
   lua_newtable(L);
   for (int f = F_METHOD; f < F_COUNT; f++) {
-    lua_pushstring(L, field_names[f]);
+    lua_pushlstring(L, field_names[f].s, field_names[f].n);
     push_field(L, r, 3, (enum field)f);
     lua_rawset(L, 2);
   }
@@ -344,8 +382,7 @@ static int request_tostring(lua_State *L) {
 
 int lunet_http_request_params(lua_State *L, int idx) {
   int same;
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
-    return 0;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
   same = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
@@ -374,12 +411,11 @@ void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {
 }
 
 void lunet__http_request_open(lua_State *L) {
-  static const luaL_Reg metamethods[] = {
-      {"__index", request_index},
-      {"__newindex", request_newindex},
-      {"__pairs", request_pairs},
-      {"__tostring", request_tostring},
-      {NULL, NULL}};
+  static const luaL_Reg metamethods[] = {{"__index", request_index},
+                                         {"__newindex", request_newindex},
+                                         {"__pairs", request_pairs},
+                                         {"__tostring", request_tostring},
+                                         {NULL, NULL}};
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, headers_index);
   lua_setfield(L, -2, "__index");

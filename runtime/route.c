@@ -93,9 +93,8 @@ static int set_params(lua_State *L) {
 }
 
 static int open_router_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"match_greedy", match_greedy},
-                                   {"set_params", set_params},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"match_greedy", match_greedy}, {"set_params", set_params}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }
