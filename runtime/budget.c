@@ -78,6 +78,11 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     return budget_rest(L, b);
   b->expired = 1;
   lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, BUDGET_CHECK_EVERY);
+  /* Found in a coroutine, maybe before the signal reached the main
+   * state: the handler that resumed it stops too, at its next line. */
+  if (L != b->main)
+    lua_sethook(b->main, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE,
+                BUDGET_CHECK_EVERY);
   /* At a call or return: raise at the next line, which has a file:line. */
   if (ar->event != LUA_HOOKLINE && ar->event != LUA_HOOKCOUNT) return;
   lua_getinfo(L, "Sl", ar);
