@@ -3,7 +3,15 @@
 #define LUNET_ADDR_H
 
 #include <stddef.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+
+/* A peer's address as accept and getpeername give it: IPv4 or IPv6. */
+union lunet_sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+};
 
 /* Longest text lunet_addr_format writes: "[" IPv6 "]:" port, NUL. */
 #define LUNET_ADDR_STRLEN 56

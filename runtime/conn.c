@@ -610,14 +610,6 @@ void lunet_conn_hold(struct lunet_conn *c, int hold) {
   conn_schedule_input(c);
 }
 
-void lunet_conn_push_peer(lua_State *L, const struct lunet_conn *c) {
-  char peer[LUNET_ADDR_STRLEN];
-  if (lunet_addr_format(&c->peer.sa, peer, sizeof peer) < 0)
-    lua_pushnil(L);
-  else
-    lua_pushstring(L, peer);
-}
-
 static void conn_log_slow_consumer(struct lunet_conn *c, size_t adding) {
   char id[24], queued[24], peer[LUNET_ADDR_STRLEN] = "";
   snprintf(id, sizeof id, "%" PRIu64, c->id);

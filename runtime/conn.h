@@ -12,6 +12,7 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "list.h"
 
 struct lunet_runtime;
@@ -53,11 +54,7 @@ struct lunet_conn {
   char *in;              /* partial message between reads; NULL when none */
   size_t in_len;
   size_t in_cap;
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } peer;
+  union lunet_sockaddr peer;
 };
 
 /* Registers the "lunet.conn" metatable. */
@@ -100,9 +97,6 @@ int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n);
  * that arrive meanwhile are kept and reading stops until release, which
  * delivers them from the loop. No syscall unless input does arrive. */
 void lunet_conn_hold(struct lunet_conn *c, int hold);
-
-/* Pushes "ip:port" of the peer, or nil. */
-void lunet_conn_push_peer(lua_State *L, const struct lunet_conn *c);
 
 /* Pushes the conn's box. */
 void lunet_conn_push(lua_State *L, const struct lunet_conn *c);

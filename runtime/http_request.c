@@ -28,12 +28,8 @@ enum {
 };
 
 struct request {
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } peer;
-  uint32_t url_len, head_len;
+  union lunet_sockaddr peer;
+  uint32_t url_len;
   uint16_t nhdrs;
   uint8_t method, http10;
   struct http_header hdrs[]; /* then the head bytes the offsets point in */
@@ -394,9 +390,8 @@ void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {
   size_t hdrs_size = (size_t)h->nhdrs * sizeof(struct http_header);
   struct request *r =
       lua_newuserdatauv(L, sizeof *r + hdrs_size + h->head_len, UV_COUNT);
-  memcpy(&r->peer, &h->c->peer, sizeof r->peer);
+  r->peer = h->c->peer;
   r->url_len = h->url_len;
-  r->head_len = (uint32_t)h->head_len;
   r->nhdrs = (uint16_t)h->nhdrs;
   r->method = (uint8_t)h->parser.method;
   r->http10 = (uint8_t)h->http10;
