@@ -38,6 +38,17 @@ int lunet_http_in_flight(const struct lunet_conn *c);
  * other value pushes nothing and returns 0. For lunet.router_core. */
 int lunet_http_request_params(lua_State *L, int idx);
 
+/* For the request object at idx: pops the value on top into req.params
+ * and returns 1; for any other value pops nothing and returns 0. */
+int lunet_http_request_set_params(lua_State *L, int idx);
+
+/* For the request object at idx: its method and path (the url up to any
+ * query; not nul-terminated, valid while req lives) and 1; 0 for any other
+ * value, or when the script replaced req.method or req.path (the router
+ * then reads those). For lunet.router_core. */
+int lunet_http_request_target(lua_State *L, int idx, const char **method,
+                              const char **path, size_t *path_len);
+
 /* Registers the "lunet.http.response" metatable. */
 void lunet_http_open(lua_State *L);
 

@@ -39,6 +39,12 @@ static const char *head_of(const struct request *r) {
   return (const char *)(r->hdrs + r->nhdrs);
 }
 
+/* The path: the url up to its query. */
+static size_t path_len_of(const struct request *r) {
+  const char *qmark = memchr(head_of(r), '?', r->url_len);
+  return qmark ? (size_t)(qmark - head_of(r)) : r->url_len;
+}
+
 enum field {
   F_NONE,
   F_METHOD,
@@ -241,14 +247,12 @@ static void push_kept(lua_State *L, const struct request *r, enum field f,
 
 static void push_made(lua_State *L, const struct request *r, enum field f) {
   const char *url = head_of(r);
-  const char *qmark;
   switch (f) {
     case F_METHOD:
       lua_pushstring(L, llhttp_method_name(r->method));
       break;
     case F_PATH:
-      qmark = memchr(url, '?', r->url_len);
-      lua_pushlstring(L, url, qmark ? (size_t)(qmark - url) : r->url_len);
+      lua_pushlstring(L, url, path_len_of(r));
       break;
     case F_URL:
       lua_pushlstring(L, url, r->url_len);
@@ -376,14 +380,51 @@ static int request_tostring(lua_State *L) {
 
 /* }================================================================== */
 
-int lunet_http_request_params(lua_State *L, int idx) {
+/* The request object at idx, or NULL for any other value. */
+static struct request *request_at(lua_State *L, int idx) {
   int same;
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return NULL;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
   same = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
-  if (same) lua_getiuservalue(L, idx, UV_PARAMS);
-  return same;
+  return same ? lua_touserdata(L, idx) : NULL;
+}
+
+int lunet_http_request_params(lua_State *L, int idx) {
+  if (request_at(L, idx) == NULL) return 0;
+  lua_getiuservalue(L, idx, UV_PARAMS);
+  return 1;
+}
+
+int lunet_http_request_set_params(lua_State *L, int idx) {
+  if (request_at(L, idx) == NULL) return 0;
+  lua_setiuservalue(L, idx, UV_PARAMS);
+  return 1;
+}
+
+/* 1 when the fields table on top, of those the script set, has field f
+ * (a before hook replaced req.path). */
+static int replaced(lua_State *L, enum field f) {
+  int set = lua_getfield(L, -1, field_names[f].s) != LUA_TNIL;
+  lua_pop(L, 1);
+  return set;
+}
+
+int lunet_http_request_target(lua_State *L, int idx, const char **method,
+                              const char **path, size_t *path_len) {
+  const struct request *r = request_at(L, idx);
+  if (r == NULL) return 0;
+  if (lua_getiuservalue(L, idx, UV_FIELDS) == LUA_TTABLE &&
+      (replaced(L, F_METHOD) || replaced(L, F_PATH))) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  *method = llhttp_method_name(r->method);
+  *path = head_of(r);
+  *path_len = path_len_of(r);
+  return 1;
 }
 
 void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {

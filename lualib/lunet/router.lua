@@ -213,27 +213,41 @@ local function set_params_lua(req, params)
 end
 local set_params = core_ok and core.set_params or set_params_lua
 
+-- The handler for a method and path, its route and the route's params:
+-- handler false when the route lacks the method, all nil when no route.
+local function resolve_lua(self, method, path)
+  local node, params = route_of(self, path)
+  if not node then return nil end
+  local handler = node.handlers[method]
+    or (method == "HEAD" and node.handlers.GET)
+  return handler or false, node, params
+end
+M._resolve_lua = resolve_lua -- for the test that compares it with C's
+
+-- Inside lunet, router_core's resolve routes a lunet request in one call
+-- (params set), or leaves it to resolve_lua by returning nothing.
+local resolve_c = core_ok and core.resolve or function() end
+
 function Router:dispatch(req, res)
   local befores = self.befores
   for i = 1, #befores do
     if befores[i](req, res) then return end
   end
-  local method = req.method
-  local node, params = route_of(self, req.path)
-  if not node then
-    res:send(404, "Not Found\n")
-  else
-    local handler = node.handlers[method]
-      or (method == "HEAD" and node.handlers.GET)
-    if not handler then
-      res:send(405, "Method Not Allowed\n", { Allow = allow_header(node.handlers) })
-    else
-      -- With no before hook nothing can have made req.params yet.
-      if params then
-        if #befores == 0 then req.params = params else set_params(req, params) end
-      end
-      handler(req, res)
+  local handler, node = resolve_c(self.root, req)
+  if handler == nil then
+    local params
+    handler, node, params = resolve_lua(self, req.method, req.path)
+    -- With no before hook nothing can have made req.params yet.
+    if handler and params then
+      if #befores == 0 then req.params = params else set_params(req, params) end
     end
+  end
+  if handler then
+    handler(req, res)
+  elseif node then
+    res:send(405, "Method Not Allowed\n", { Allow = allow_header(node.handlers) })
+  else
+    res:send(404, "Not Found\n")
   end
   local afters = self.afters
   for i = 1, #afters do afters[i](req, res) end

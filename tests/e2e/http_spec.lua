@@ -10,11 +10,9 @@ local function curl(args)
   return out
 end
 
--- Reads one response from a raw socket: status, headers (lowercased),
--- body (by Content-Length or chunked).
-local function read_response(c)
+-- Reads a response's status and headers (lowercased), not its body.
+local function read_head(c)
   local status_line = assert(c:receive("*l"))
-  local status = tonumber(status_line:match("^HTTP/1%.1 (%d%d%d) "))
   local headers = {}
   while true do
     local l = assert(c:receive("*l"))
@@ -22,6 +20,13 @@ local function read_response(c)
     local k, v = l:match("^([^:]+):%s*(.*)$")
     headers[k:lower()] = v
   end
+  return tonumber(status_line:match("^HTTP/1%.1 (%d%d%d) ")), headers
+end
+
+-- Reads one response from a raw socket: status, headers (lowercased),
+-- body (by Content-Length or chunked).
+local function read_response(c)
+  local status, headers = read_head(c)
   local body = ""
   if headers["content-length"] then
     local n = tonumber(headers["content-length"])
@@ -426,4 +431,54 @@ describe("lunet.router inside lunet", function()
     assert.equal("checked 32 paths, 0 differ\n", out)
     assert.equal(0, code)
   end)
+
+  it("routes a request in C as its Lua twin does, or leaves it to Lua",
+    function()
+      local server = h.start(h.SCRIPTS .. "/router_resolve.lua",
+        { services = { "web" } })
+      finally(function() server:stop() end)
+      -- method, target, who decides, what a route was found, with params
+      local cases = {
+        { "GET", "/", "c", "^/ " }, { "GET", "/users", "c", "^/users " },
+        { "GET", "/users/", "c", "^/users " },
+        { "GET", "/users/me", "c", "^/users/me " },
+        { "GET", "/users/42", "c", "{id=42}" },
+        { "GET", "/users/42?id=7&x=1", "c", "{id=42}" },
+        { "GET", "/users/42/posts/7", "c", "{id=42,post=7}" },
+        { "GET", "/a/b/c", "c", "^/a/b/c " }, { "GET", "/a/z/c", "c", "{x=z}" },
+        { "GET", "/api/ann", "c", "{name=ann}" },
+        { "GET", "/api/status", "c", "^/api/status " },
+        { "HEAD", "/users/7", "c", "^/users/:id .*{id=7}" },
+        { "POST", "/users/7", "c", "^false " },
+        { "POST", "/form/3", "c", "^POST /form .*{id=3}" },
+        { "GET", "/form/3", "c", "^false " },
+        -- left to the Lua search: backtracking, wildcards, decoding, "//"
+        { "GET", "/a/b/z", "c", "{y=z}" },
+        { "GET", "/users/me/posts/7", "lua", "{id=me,post=7}" },
+        { "GET", "/a/b", "lua", "no route" },
+        { "GET", "/files/a/b", "lua", "{path=a/b}" },
+        { "GET", "/users/a%20b", "lua", "{id=a b}" },
+        { "GET", "//users", "lua", "^/users " },
+        { "GET", "/nope", "lua", "no route" },
+        { "GET", "/api/ann/x", "lua", "no route" },
+        { "GET", "http://example.com/users/7", "lua", "no route" },
+        { "OPTIONS", "*", "lua", "no route" },
+      }
+      local c = h.connect(server.addr.web)
+      for _, case in ipairs(cases) do
+        local method, target, who, found = case[1], case[2], case[3], case[4]
+        assert(c:send(method .. " " .. target .. " HTTP/1.1\r\nHost: x\r\n\r\n"))
+        local status, headers = read_head(c)
+        assert.equal(200, status)
+        if method ~= "HEAD" then
+          h.receive(c, tonumber(headers["content-length"]))
+        end
+        local body = headers["x-resolve"]
+        local what = method .. " " .. target .. " -> " .. body
+        assert.equal(who .. " same", body:match("^%a+ %a+"), what)
+        assert.truthy(body:sub(#who + 7):find(found), what)
+      end
+      c:close()
+      assert.equal(0, server:stop())
+    end)
 end)
