@@ -11,10 +11,10 @@
 
 #include "conn.h"
 #include "http_internal.h"
+#include "runtime.h"
 
 #define REQ_MT "lunet.http.request"
 
-static const char request_mt_key = 'R';
 static const char headers_mt_key = 'H'; /* case-insensitive lookup */
 
 /* The request userdata's user values. */
@@ -385,8 +385,8 @@ static struct request *request_at(lua_State *L, int idx) {
   int same;
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
-  same = lua_rawequal(L, -1, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lunet_rt(L)->http_request_mt);
+  same = lua_topointer(L, -1) == lua_topointer(L, -2);
   lua_pop(L, 2);
   return same ? lua_touserdata(L, idx) : NULL;
 }
@@ -438,7 +438,7 @@ void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {
   r->http10 = (uint8_t)h->http10;
   if (hdrs_size > 0) memcpy(r->hdrs, h->hdrs, hdrs_size);
   if (h->head_len > 0) memcpy((char *)head_of(r), h->head, h->head_len);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lunet_rt(L)->http_request_mt);
   lua_setmetatable(L, -2);
   if (h->body_len > 0) {
     lua_pushlstring(L, h->body, h->body_len);
@@ -461,5 +461,5 @@ void lunet__http_request_open(lua_State *L) {
   luaL_setfuncs(L, metamethods, 1); /* the metatable, to check req by */
   lua_pushliteral(L, REQ_MT);
   lua_setfield(L, -2, "__name");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+  lunet_rt(L)->http_request_mt = luaL_ref(L, LUA_REGISTRYINDEX);
 }

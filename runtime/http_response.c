@@ -23,7 +23,6 @@ struct res_box {
 };
 
 static const char json_encode_key = 'J';
-static const char res_mt_key = 'M'; /* the metatable, by address */
 
 const char *lunet__http_reason(int status) {
   switch (status) {
@@ -241,7 +240,7 @@ void lunet__http_push_response(lua_State *L, struct lunet_http *h) {
   r->h = h;
   r->close = !h->keep_alive ||
              h->c->http_requests + 1 >= h->c->svc->opt.max_requests;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &res_mt_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lunet_rt(L)->http_response_mt);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_rawseti(L, LUA_REGISTRYINDEX, h->pin_ref); /* until released */
@@ -548,7 +547,7 @@ void lunet__http_response_open(lua_State *L) {
                                      {NULL, NULL}};
   luaL_newmetatable(L, RES_MT);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &res_mt_key);
+  lunet_rt(L)->http_response_mt = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, res_tostring, 1);
   lua_setfield(L, -2, "__tostring");

@@ -58,6 +58,11 @@ struct lunet_runtime {
   int gc_pause;           /* the collector's pause now (gc.c) */
   size_t gc_idle_heap;    /* Lua heap after the last idle collection */
   uint64_t events_at_sweep; /* events counted at the last sweep */
+  /* Registry refs of the HTTP request and response metatables, set once:
+   * every request makes both, and lua_rawgeti costs a third of what
+   * lua_rawgetp does. */
+  int http_request_mt;
+  int http_response_mt;
   uint64_t reloads_ok;
   uint64_t reloads_failed;
   /* Reads are delivered to Lua before the next read starts, so one buffer
