@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <lauxlib.h>
 #include <uv.h>
 
@@ -13,19 +14,46 @@
 #define WATCH_TICK_MIN_NS 5000000ull /* 5 ms */
 #define WATCH_TICK_MAX_NS 100000000ull /* 100 ms */
 
+/* realloc where the old or the new size is one the block cache serves:
+ * the same class keeps the block; another moves the bytes. */
+static __attribute__((noinline)) void *realloc_cached(
+    struct lunet_block_cache *c, void *ptr, size_t old, size_t nsize) {
+  if (lunet_block_cached(old) && lunet_block_cached(nsize) &&
+      lunet_block_capacity(old) == lunet_block_capacity(nsize))
+    return ptr;
+  void *p =
+      lunet_block_cached(nsize) ? lunet_block_get(c, nsize) : malloc(nsize);
+  if (p == NULL) return nsize <= old ? ptr : NULL; /* shrinking: keep it */
+  memcpy(p, ptr, old < nsize ? old : nsize);
+  if (lunet_block_cached(old))
+    lunet_block_put(c, ptr, old);
+  else
+    free(ptr);
+  return p;
+}
+
 void *lunet_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   struct lunet_budget *b = ud;
   size_t old = ptr != NULL ? osize : 0; /* osize is a type tag for NULL */
   if (nsize == 0) {
-    free(ptr);
+    if (lunet_block_cached(old))
+      lunet_block_put(&b->blocks, ptr, old);
+    else
+      free(ptr);
     b->mem_used -= old;
     return NULL;
   }
   if (nsize > old && b->mem_limit != 0 && b->depth > 0 &&
       b->mem_used + (nsize - old) > b->mem_limit)
     return NULL; /* Lua raises "not enough memory" in the script */
-  /* malloc for a new block: realloc(NULL, n) takes a longer way there. */
-  void *p = ptr != NULL ? realloc(ptr, nsize) : malloc(nsize);
+  void *p;
+  if (ptr == NULL) /* malloc: realloc(NULL, n) takes a longer way there */
+    p = lunet_block_cached(nsize) ? lunet_block_get(&b->blocks, nsize)
+                                  : malloc(nsize);
+  else if (lunet_block_cached(old) || lunet_block_cached(nsize))
+    p = realloc_cached(&b->blocks, ptr, old, nsize);
+  else
+    p = realloc(ptr, nsize);
   if (p == NULL) return NULL;
   b->mem_used = b->mem_used - old + nsize;
   return p;

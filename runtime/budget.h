@@ -12,12 +12,15 @@
 #include <stdint.h>
 #include <lua.h>
 
+#include "block_cache.h"
+
 struct budget_watchdog; /* budget.c */
 
 struct lunet_budget {
   uint64_t time_ns; /* per event; 0: no time budget */
   size_t mem_limit; /* bytes of Lua heap; 0: no cap */
   size_t mem_used;
+  struct lunet_block_cache blocks; /* freed mid-size blocks, for reuse */
   int depth;        /* nested protected calls; the outermost one counts */
   int expired;      /* the current event ran out of time */
   lua_State *main;  /* the state the hook is set on when an event overruns */

@@ -32,6 +32,7 @@ void lunet_gc_sweep(struct lunet_runtime *rt, int quiet) {
       heap < rt->gc_idle_heap + IDLE_GROWTH_MIN)
     return;
   lua_gc(rt->L, LUA_GCCOLLECT);
+  lunet_block_flush(&rt->budget.blocks);
   malloc_trim(0); /* the burst's freed memory, back to the system */
   rt->gc_idle_heap = rt->budget.mem_used;
 }

@@ -400,6 +400,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   lunet_worker_free(rt);
   lunet_budget_stop(&rt->budget);
   if (rt->L != NULL) lua_close(rt->L);
+  lunet_block_flush(&rt->budget.blocks);
   if (uv_loop_close(&rt->loop) != 0)
     lunet_log(LUNET_LOG_ERROR, "loop not empty at exit", NULL);
   free(rt->udp_buf);
