@@ -452,8 +452,8 @@ describe("lunet.router inside lunet", function()
         { "POST", "/users/7", "c", "^false " },
         { "POST", "/form/3", "c", "^POST /form .*{id=3}" },
         { "GET", "/form/3", "c", "^false " },
-        -- left to the Lua search: backtracking, wildcards, decoding, "//"
         { "GET", "/a/b/z", "c", "{y=z}" },
+        -- left to the Lua search: backtracking, wildcards, decoding, "//"
         { "GET", "/users/me/posts/7", "lua", "{id=me,post=7}" },
         { "GET", "/a/b", "lua", "no route" },
         { "GET", "/files/a/b", "lua", "{path=a/b}" },
