@@ -104,15 +104,15 @@ static int match_greedy(lua_State *L) {
   return 2;
 }
 
-/* Adds the params at index params to those of req at 1, or makes them
- * req.params when it has none (neither set by a before hook nor made by
- * reading req.params, which makes an empty table). */
-static void add_params(lua_State *L, int params) {
+/* Adds the params at index params to those of the request at index req,
+ * or makes them req.params when it has none (neither set by a before hook
+ * nor made by reading req.params, which makes an empty table). */
+static void add_params(lua_State *L, int req, int params) {
   int have = lua_gettop(L) + 1;
-  if (!lunet_http_request_params(L, 1)) lua_getfield(L, 1, "params");
+  if (!lunet_http_request_params(L, req)) lua_getfield(L, req, "params");
   if (lua_type(L, have) != LUA_TTABLE) {
     lua_pushvalue(L, params);
-    if (!lunet_http_request_set_params(L, 1)) lua_setfield(L, 1, "params");
+    if (!lunet_http_request_set_params(L, req)) lua_setfield(L, req, "params");
   } else {
     lua_pushnil(L);
     while (lua_next(L, params)) {
@@ -146,11 +146,7 @@ static int resolve(lua_State *L) {
     lua_pushvalue(L, NODE);
     return 2;
   }
-  if (!lua_isnil(L, PARAMS)) {
-    lua_pushvalue(L, 2);
-    lua_replace(L, 1); /* add_params works on req at 1 */
-    add_params(L, PARAMS);
-  }
+  if (!lua_isnil(L, PARAMS)) add_params(L, 2, PARAMS);
   lua_pushvalue(L, NODE);
   return 2;
 }
@@ -162,7 +158,7 @@ static int resolve(lua_State *L) {
 static int set_params(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  add_params(L, 2);
+  add_params(L, 1, 2);
   return 0;
 }
 

@@ -319,6 +319,9 @@ describe("the request object", function()
     -- Route params join what a before hook put in req.params, or are all.
     assert.equal("7 t", get(c, "/item/7", "X-Tag: t\r\n"))
     assert.equal("8 nil", get(c, "/item/8"))
+    -- The same where the Lua search routes (something to decode).
+    assert.equal("a b t", get(c, "/item/a%20b", "X-Tag: t\r\n"))
+    assert.equal("a b nil", get(c, "/item/a%20b"))
     c:close()
   end)
 
