@@ -88,6 +88,63 @@ static void check_lengths(void) {
                       &rest), -1);
 }
 
+/* A whole stream followed by EOF: the messages framed on the way, then
+ * what lunet_frame_eof makes of the rest (the last message, if any, goes
+ * to out[n]). The stream sits against a guard page. */
+struct eof_case {
+  enum lunet_framing framing;
+  const char *stream;
+  size_t len, max;
+  int messages;     /* whole ones before the end */
+  int at_eof;       /* lunet_frame_eof's result */
+  const char *last; /* the last line, for LUNET_FRAME_OK */
+  size_t expected;  /* for LUNET_FRAME_TRUNCATED */
+};
+
+static void check_eof_case(const struct eof_case *t) {
+  struct guard g;
+  char *buf = guard_alloc(&g, t->len);
+  char got[8][64];
+  const char *msg = NULL;
+  size_t rest, msglen = 0, expected = 0;
+  memcpy(buf, t->stream, t->len);
+  CHECK_SCOPE();
+  int n = split_all(t->framing, buf, t->len, t->max, got, &rest);
+  CHECK_INT(n, t->messages);
+  int r = lunet_frame_eof(t->framing, buf + t->len - rest, rest, t->max, &msg,
+                          &msglen, &expected);
+  CHECK_INT(r, t->at_eof);
+  if (r == LUNET_FRAME_OK) {
+    CHECK_INT(msglen, strlen(t->last));
+    CHECK(msg != NULL && memcmp(msg, t->last, msglen) == 0);
+  }
+  if (r == LUNET_FRAME_TRUNCATED) CHECK_INT(expected, t->expected);
+  CHECK_NOTE("eof after %zu bytes of \"%.*s\"", t->len, (int)t->len, t->stream);
+  guard_free(&g);
+}
+
+static void check_eof(void) {
+  const enum lunet_framing L = LUNET_FRAMING_LINE, N = LUNET_FRAMING_LENGTH;
+  const struct eof_case cases[] = {
+      {L, "a\nb", 3, 16, 1, LUNET_FRAME_OK, "b", 0},
+      {L, "a\r", 2, 16, 0, LUNET_FRAME_OK, "a", 0},
+      {L, "a\r\nlast\r", 8, 16, 1, LUNET_FRAME_OK, "last", 0},
+      {L, "a\rb", 3, 16, 0, LUNET_FRAME_OK, "a\rb", 0}, /* a bare CR is data */
+      {L, "\n", 1, 16, 1, LUNET_FRAME_MORE, NULL, 0},
+      {L, "", 0, 16, 0, LUNET_FRAME_MORE, NULL, 0},
+      {L, "abcd", 4, 4, 0, LUNET_FRAME_OK, "abcd", 0}, /* exactly max */
+      {L, "abcd\r", 5, 4, 0, LUNET_FRAME_OK, "abcd", 0},
+      {L, "abcde", 5, 4, 0, LUNET_FRAME_TOO_BIG, NULL, 0}, /* max + 1 */
+      {N, "\0\0", 2, 16, 0, LUNET_FRAME_TRUNCATED, NULL, 4},
+      {N, "\0\0\0\6abc", 7, 16, 0, LUNET_FRAME_TRUNCATED, NULL, 10},
+      {N, "\0\0\0\1x\0\0\0\6abc", 12, 16, 1, LUNET_FRAME_TRUNCATED, NULL, 10},
+      {N, "\0\0\0\0", 4, 16, 1, LUNET_FRAME_MORE, NULL, 0},
+      {N, "", 0, 16, 0, LUNET_FRAME_MORE, NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    check_eof_case(&cases[i]);
+}
+
 int main(void) {
   CHECK_INT(lunet_framing_parse("line"), LUNET_FRAMING_LINE);
   CHECK_INT(lunet_framing_parse("length"), LUNET_FRAMING_LENGTH);
@@ -95,5 +152,6 @@ int main(void) {
   check_lines();
   check_line_limits();
   check_lengths();
+  check_eof();
   CHECK_DONE();
 }
