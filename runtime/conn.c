@@ -34,6 +34,15 @@ struct write_req {
 static void conn_set_reading(struct lunet_conn *c);
 static void conn_log_lifecycle(struct lunet_conn *c, const char *what);
 
+/* Input may be handed to the protocol: the conn is open and nobody paused
+ * it (the user, a write queue past its high-water mark, or a protocol
+ * layer's hold). Reading from the socket also needs the peer not to have
+ * shut its side. */
+static int conn_accepts_input(const struct lunet_conn *c) {
+  return c->state == CONN_OPEN && !c->paused_by_user && !c->paused_by_queue &&
+         !c->paused_by_hold;
+}
+
 /* {==================================================================
  * Event dispatch into Lua
  * =================================================================== */
@@ -133,7 +142,7 @@ static size_t conn_deliver(struct lunet_conn *c, const char *buf,
     off = lunet_http_feed(c, buf, len);
     return c->state == CONN_OPEN ? off : len;
   }
-  while (c->state == CONN_OPEN && c->reading) {
+  while (conn_accepts_input(c)) {
     int r = lunet_frame_next(c->framing, buf + off, len - off,
                              c->max_message, &msg, &msglen, &used);
     if (r == LUNET_FRAME_MORE) break;
@@ -170,19 +179,25 @@ static void conn_schedule_input(struct lunet_conn *c);
  * whatever follows is delivered on the next loop iteration. */
 static void conn_more_input(struct lunet_conn *c) {
   if (c->framing == LUNET_FRAMING_HTTP && c->in_len > 0 &&
-      c->state == CONN_OPEN && c->reading && !c->held)
+      conn_accepts_input(c) && !c->held)
     conn_schedule_input(c);
 }
 
+static void conn_end_input(struct lunet_conn *c);
+
 static void conn_deliver_buffered(struct lunet_conn *c) {
-  size_t used = conn_deliver(c, c->in, c->in_len);
-  c->in_len -= used;
   if (c->in_len > 0) {
-    memmove(c->in, c->in + used, c->in_len);
-    return conn_more_input(c);
+    size_t used = conn_deliver(c, c->in, c->in_len);
+    c->in_len -= used;
+    if (c->in_len > 0) {
+      memmove(c->in, c->in + used, c->in_len);
+      conn_more_input(c);
+    } else {
+      free(c->in); /* an idle conn holds no input buffer */
+      c->in = NULL, c->in_cap = 0;
+    }
   }
-  free(c->in); /* an idle conn holds no input buffer */
-  c->in = NULL, c->in_cap = 0;
+  if (c->peer_eof) conn_end_input(c);
 }
 
 static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
@@ -206,7 +221,8 @@ static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
  * conn:resume() (or write completion) that made the conn readable. */
 static void conn_schedule_input(struct lunet_conn *c) {
   struct lunet_runtime *rt = c->svc->rt;
-  if (c->in_len == 0 || !lunet_list_empty(&c->pending)) return;
+  if ((c->in_len == 0 && !c->peer_eof) || !lunet_list_empty(&c->pending))
+    return;
   lunet_list_push(&rt->pending_input, &c->pending);
   uv_idle_start(&rt->input_idle, lunet_conn_pending_cb);
 }
@@ -225,10 +241,67 @@ void lunet_conn_pending_cb(uv_idle_t *idle) {
     struct lunet_conn *c = lunet_container_of(batch.next, struct lunet_conn,
                                               pending);
     lunet_list_remove(&c->pending);
-    if (c->state == CONN_OPEN && c->reading && !c->held)
-      conn_deliver_buffered(c);
+    if (conn_accepts_input(c) && !c->held) conn_deliver_buffered(c);
   }
   if (lunet_list_empty(&rt->pending_input)) uv_idle_stop(idle);
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * The end of input: the peer shut its side
+ * =================================================================== */
+
+static void conn_log_truncated(struct lunet_conn *c, size_t expected) {
+  char id[24], want[24], got[24], peer[LUNET_ADDR_STRLEN] = "";
+  snprintf(id, sizeof id, "%" PRIu64, c->id);
+  snprintf(want, sizeof want, "%zu", expected);
+  snprintf(got, sizeof got, "%zu", c->in_len);
+  lunet_addr_format(&c->peer.sa, peer, sizeof peer);
+  lunet_log(LUNET_LOG_INFO, "message cut by eof", "service", c->svc->name,
+            "conn", id, "peer", peer, "expected", want, "received", got, NULL);
+}
+
+/* What the framing makes of the bytes left at EOF: the last line is
+ * delivered, a cut length-prefixed message is reported. Returns the close
+ * reason. */
+static const char *conn_frame_eof(struct lunet_conn *c) {
+  const char *msg;
+  size_t msglen, expected;
+  int r = lunet_frame_eof(c->framing, c->in, c->in_len, c->max_message, &msg,
+                          &msglen, &expected);
+  if (r == LUNET_FRAME_OK && conn_rate_ok(c) &&
+      c->svc->handler_ref[LUNET_ON_MESSAGE] != LUA_NOREF)
+    conn_dispatch_bytes(c, LUNET_ON_MESSAGE, msg, msglen);
+  if (r == LUNET_FRAME_TOO_BIG) conn_reject_oversized(c);
+  if (r != LUNET_FRAME_TRUNCATED) return "eof";
+  conn_log_truncated(c, expected);
+  return "eof_truncated";
+}
+
+/* Runs once nothing more can be delivered (paused conns wait for their
+ * resume, a pipelined HTTP request for its turn): the protocol says what
+ * the rest means, and the conn closes gracefully, so what its handlers
+ * wrote still reaches the peer. */
+static void conn_end_input(struct lunet_conn *c) {
+  const char *reason = "eof";
+  if (!conn_accepts_input(c)) return;
+  if (c->framing == LUNET_FRAMING_HTTP) {
+    if (c->in_len > 0 && !c->held) return; /* the next request's turn */
+    reason = lunet_http_eof(c);
+  } else if (c->framing != LUNET_FRAMING_NONE) {
+    reason = conn_frame_eof(c);
+  }
+  lunet_conn_close(c, reason, 1);
+}
+
+/* libuv has stopped reading at EOF; the conn stays open until what it
+ * buffered has been delivered (a paused conn goes on once it is resumed:
+ * conn_set_reading schedules it). */
+static void conn_peer_eof(struct lunet_conn *c) {
+  c->peer_eof = 1;
+  c->reading = 0;
+  if (conn_accepts_input(c)) conn_deliver_buffered(c);
 }
 
 /* }================================================================== */
@@ -251,7 +324,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0)
     conn_on_bytes(c, buf->base, (size_t)nread);
   else if (nread == UV_EOF)
-    lunet_conn_close(c, "eof", 1);
+    conn_peer_eof(c);
   else if (nread < 0)
     lunet_conn_close(c, uv_err_name((int)nread), 0);
 }
@@ -322,12 +395,15 @@ void lunet_conn_sweep(struct lunet_runtime *rt, int force) {
   }
 }
 
-/* Reading runs only while the conn is open and nobody paused it: the user
- * (conn:pause) or a write queue past its high-water mark. */
+/* Reading runs only while the conn accepts input and the peer has not shut
+ * its side. After EOF, a conn that accepts input again (resumed, drained)
+ * is scheduled to deliver what it kept and end. */
 static void conn_set_reading(struct lunet_conn *c) {
-  int want = c->state == CONN_OPEN && !c->paused_by_user &&
-             !c->paused_by_queue && !c->paused_by_hold;
-  if (want == c->reading) return;
+  int want = conn_accepts_input(c) && !c->peer_eof;
+  if (want == c->reading) {
+    if (c->peer_eof && conn_accepts_input(c)) conn_schedule_input(c);
+    return;
+  }
   if (want)
     uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
   else

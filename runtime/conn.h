@@ -43,6 +43,9 @@ struct lunet_conn {
   unsigned char held;            /* a protocol layer handles a message */
   unsigned char paused_by_hold;  /* input arrived while held */
   unsigned char ip_counted;      /* holds a max_connections_per_ip slot */
+  unsigned char peer_eof;        /* the peer shut its side: no more input, but
+                                    what is buffered is still delivered (and
+                                    answered) before the conn closes */
   uint64_t last_read_ms;         /* idle_timeout */
   uint64_t write_stalled_ms;     /* output queued and not moving since */
   unsigned char framing; /* fixed at connect: a reload applies to new conns */

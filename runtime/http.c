@@ -1,5 +1,7 @@
 #include "http_internal.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -82,6 +84,7 @@ static int on_message_begin(llhttp_t *p) {
   struct lunet_http *h = http_of(p);
   reset_request(h);
   h->phase = HTTP_READING;
+  h->head_done = 0;
   h->deadline = now_ms(h) + opts(h)->header_timeout_ms;
   return HPE_OK;
 }
@@ -161,6 +164,7 @@ static int on_headers_complete(llhttp_t *p) {
   /* llhttp only takes -1 as an error from this callback. */
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > opts(h)->max_body)
     return h->error_status = 413, -1;
+  h->head_done = 1;
   h->deadline = now_ms(h) + opts(h)->header_timeout_ms;
   for (int i = 0; i < h->nhdrs; i++) {
     if (!header_is(h, &h->hdrs[i], "expect", NULL)) continue;
@@ -261,6 +265,30 @@ size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
   reset_request(h);
   lunet__http_reply_error(h, status);
   return len;
+}
+
+/* How much of a request arrived before the EOF: the head so far, or the
+ * body against its Content-Length (chunked bodies have no total). */
+static void log_cut_request(struct lunet_http *h) {
+  char id[24], got[24], want[24] = "", peer[LUNET_ADDR_STRLEN] = "";
+  const llhttp_t *p = &h->parser;
+  int in_body = h->head_done;
+  snprintf(id, sizeof id, "%" PRIu64, h->c->id);
+  snprintf(got, sizeof got, "%zu", in_body ? h->body_len : h->head_len);
+  if (in_body && (p->flags & F_CONTENT_LENGTH))
+    snprintf(want, sizeof want, "%zu", h->body_len + (size_t)p->content_length);
+  lunet_addr_format(&h->c->peer.sa, peer, sizeof peer);
+  lunet_log(LUNET_LOG_INFO, "request cut by eof", "service", h->c->svc->name,
+            "conn", id, "peer", peer, "part", in_body ? "body" : "head",
+            "received", got, "expected", want, NULL);
+}
+
+const char *lunet_http_eof(struct lunet_conn *c) {
+  struct lunet_http *h = c->http;
+  if (h == NULL || h->phase != HTTP_READING) return "eof";
+  log_cut_request(h);
+  reset_request(h);
+  return "eof_truncated";
 }
 
 #define HTTP_CACHE_MAX 64

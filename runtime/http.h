@@ -22,6 +22,12 @@ int lunet_http_attach(struct lunet_conn *c);
  * the conn is closing). Stops after a whole request, which it dispatches. */
 size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len);
 
+/* The peer shut its side and every request it sent whole has had its
+ * turn. A request still being answered is abandoned: the client is taken
+ * to have left (nginx's 499), so its response goes nowhere. A request cut
+ * short is logged. Returns the close reason, "eof" or "eof_truncated". */
+const char *lunet_http_eof(struct lunet_conn *c);
+
 /* The conn is being freed: outstanding response objects go dead. */
 void lunet_http_detach(struct lunet_conn *c);
 

@@ -34,6 +34,7 @@ struct lunet_http {
   int keep_alive;    /* the request in flight allows keep-alive */
   int head_only;     /* the request in flight is a HEAD */
   int http10;
+  int head_done;     /* the request being read is in its body */
   int status;        /* of the response in flight, for the metrics */
   uint64_t start_ns; /* the request was whole at (uv_hrtime) */
   /* The request being parsed; freed once dispatched so idle conns hold

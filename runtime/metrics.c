@@ -16,9 +16,9 @@
 #include "service.h"
 
 const char *const lunet_close_reason_names[CLOSE_REASONS] = {
-    "eof", "closed", "shutdown", "handler_error", "slow_consumer",
-    "message_too_long", "rate_limited", "idle_timeout", "write_timeout",
-    "other"};
+    "eof",           "closed",           "shutdown",     "handler_error",
+    "slow_consumer", "message_too_long", "rate_limited", "idle_timeout",
+    "write_timeout", "eof_truncated",    "other"};
 
 const double lunet_latency_bounds[LUNET_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
