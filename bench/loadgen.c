@@ -63,9 +63,10 @@ struct options {
   size_t size;
   double duration_s;
   double warmup_s;
+  int newline;
 };
 
-static struct options opt = {NULL, {0}, 50, 64, 5.0, 1.0};
+static struct options opt = {NULL, {0}, 50, 64, 5.0, 1.0, 0};
 static uv_loop_t *loop;
 static uv_timer_t phase_timer;
 static struct conn *conns;
@@ -92,11 +93,13 @@ static void stop_all(void);
 static void msg_init(struct conn *c) {
   for (size_t i = 0; i < opt.size; i++)
     c->msg[i] = (char)('a' + (i + c->id) % 26);
+  if (opt.newline) c->msg[opt.size - 1] = '\n'; /* a line service's line */
 }
 
 static void msg_stamp(struct conn *c) {
   char seq[SEQ_DIGITS + 1];
-  size_t n = opt.size < SEQ_DIGITS ? opt.size : SEQ_DIGITS;
+  size_t room = opt.size - (size_t)opt.newline; /* keep the "\n" */
+  size_t n = room < SEQ_DIGITS ? room : SEQ_DIGITS;
   snprintf(seq, sizeof seq, "%016" PRIx64, c->seq);
   memcpy(c->msg, seq + SEQ_DIGITS - n, n); /* short messages: low digits */
 }
@@ -277,11 +280,14 @@ static void stop_all(void) {
  * =================================================================== */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: loadgen --addr IP:PORT|[::1]:PORT [--conns N] [--size BYTES]"
-          "\n               [--duration SECONDS] [--warmup SECONDS]\n"
-          "Loopback only. Defaults: --conns 50 --size 64 --duration 5 "
-          "--warmup 1.\n");
+  fprintf(
+      f,
+      "usage: loadgen --addr IP:PORT|[::1]:PORT [--conns N] [--size BYTES]"
+      "\n               [--duration SECONDS] [--warmup SECONDS] "
+      "[--newline]\n"
+      "Loopback only. Defaults: --conns 50 --size 64 --duration 5 "
+      "--warmup 1.\n"
+      "--newline ends each message with \"\\n\" (for framing = \"line\").\n");
 }
 
 static int parse_one(int ch, const char *v) {
@@ -301,6 +307,9 @@ static int parse_one(int ch, const char *v) {
       return bench_parse_duration(v, &opt.duration_s);
     case 'w':
       return bench_parse_warmup(v, &opt.warmup_s);
+    case 'n':
+      opt.newline = 1;
+      return 0;
   }
   return -1;
 }
@@ -312,6 +321,7 @@ static int parse_options(int argc, char **argv) {
       {"size", required_argument, NULL, 's'},
       {"duration", required_argument, NULL, 'd'},
       {"warmup", required_argument, NULL, 'w'},
+      {"newline", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   if (bench_getopt(argc, argv, longopts, parse_one, usage) < 0) return -1;
