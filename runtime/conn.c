@@ -183,6 +183,18 @@ static void conn_more_input(struct lunet_conn *c) {
     conn_schedule_input(c);
 }
 
+/* HTTP parses one request per turn, so bytes it left in `in` are requests
+ * waiting for theirs: reading stops until they are consumed, which bounds
+ * the buffered input to one read however fast a client pipelines. (Line
+ * and length framing leave only an incomplete message, bounded by
+ * max_message, and must read on to complete it.) */
+static void conn_note_backlog(struct lunet_conn *c) {
+  unsigned char backlog = c->framing == LUNET_FRAMING_HTTP && c->in_len > 0;
+  if (backlog == c->paused_by_backlog) return;
+  c->paused_by_backlog = backlog;
+  conn_set_reading(c);
+}
+
 static void conn_end_input(struct lunet_conn *c);
 
 static void conn_deliver_buffered(struct lunet_conn *c) {
@@ -196,6 +208,7 @@ static void conn_deliver_buffered(struct lunet_conn *c) {
       free(c->in); /* an idle conn holds no input buffer */
       c->in = NULL, c->in_cap = 0;
     }
+    conn_note_backlog(c);
   }
   if (c->peer_eof) conn_end_input(c);
 }
@@ -215,6 +228,7 @@ static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
   if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
   if (c->in_len > n) return conn_deliver_buffered(c);
   conn_more_input(c);
+  conn_note_backlog(c);
 }
 
 /* Buffered messages are delivered from the loop, never inside the
@@ -395,21 +409,20 @@ void lunet_conn_sweep(struct lunet_runtime *rt, int force) {
   }
 }
 
-/* Reading runs only while the conn accepts input and the peer has not shut
- * its side. After EOF, a conn that accepts input again (resumed, drained)
- * is scheduled to deliver what it kept and end. */
+/* Reading runs only while the conn accepts input, the peer has not shut
+ * its side and no pipelined request waits in `in`. A conn that accepts
+ * input is scheduled to deliver what it kept (and, after EOF, to end). */
 static void conn_set_reading(struct lunet_conn *c) {
-  int want = conn_accepts_input(c) && !c->peer_eof;
-  if (want == c->reading) {
-    if (c->peer_eof && conn_accepts_input(c)) conn_schedule_input(c);
-    return;
+  int accepts = conn_accepts_input(c);
+  int want = accepts && !c->peer_eof && !c->paused_by_backlog;
+  if (want != c->reading) {
+    if (want)
+      uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+    else
+      uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = (unsigned char)want;
   }
-  if (want)
-    uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-  else
-    uv_read_stop((uv_stream_t *)&c->tcp);
-  c->reading = (unsigned char)want;
-  if (want) conn_schedule_input(c);
+  if (accepts) conn_schedule_input(c);
 }
 
 /* Called after every completed write: finishes a drain, lifts queue
@@ -638,7 +651,10 @@ static int push_uv_error(lua_State *L, int r) {
   return 3;
 }
 
-/* Writes what the socket takes now, queues a copy of the rest. */
+/* Writes what the socket takes now, queues a copy of the rest. Past
+ * write_high_water the conn takes no more input (no reads, nothing of its
+ * buffered input delivered) until the queue is below half of it: every
+ * protocol's output counts, so none can make the queue grow by reading. */
 static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
   uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
   c->svc->metrics.bytes_out += n;
@@ -661,6 +677,10 @@ static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
   }
   if (c->wq_bytes == 0) c->write_stalled_ms = uv_now(c->tcp.loop);
   c->wq_bytes += n;
+  if (c->wq_bytes > c->svc->opt.write_high_water && !c->paused_by_queue) {
+    c->paused_by_queue = 1; /* no more input until the peer takes this */
+    conn_set_reading(c);
+  }
   return 0;
 }
 
@@ -711,10 +731,6 @@ static int conn_write(lua_State *L) {
     lunet_conn_close(c, uv_err_name(r), 0);
   }
   if (r < 0) return push_uv_error(L, r);
-  if (c->wq_bytes > c->svc->opt.write_high_water && !c->paused_by_queue) {
-    c->paused_by_queue = 1;
-    conn_set_reading(c);
-  }
   lua_pushboolean(L, !c->paused_by_queue);
   return 1;
 }

@@ -42,6 +42,8 @@ struct lunet_conn {
   unsigned char paused_by_queue;
   unsigned char held;            /* a protocol layer handles a message */
   unsigned char paused_by_hold;  /* input arrived while held */
+  unsigned char paused_by_backlog; /* a pipelined request waits its turn
+                                      in `in`: no more is read meanwhile */
   unsigned char ip_counted;      /* holds a max_connections_per_ip slot */
   unsigned char peer_eof;        /* the peer shut its side: no more input, but
                                     what is buffered is still delivered (and
@@ -93,7 +95,9 @@ void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now);
 void lunet_conn_sweep(struct lunet_runtime *rt, int force);
 
 /* Writes bytes for a protocol layer (HTTP): like conn:write, a conn past
- * its queue limit is dropped. 0 or a negative UV error (conn closing). */
+ * write_high_water takes no more input until its queue drains, and one
+ * past max_write_queue is dropped as a slow consumer. 0 or a negative UV
+ * error (conn closing). */
 int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n);
 
 /* Holds input (hold = 1) while a protocol layer works on a message: bytes
