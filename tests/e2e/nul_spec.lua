@@ -6,7 +6,7 @@ local h = require("helper")
 describe("a NUL byte from Lua", function()
   local server, addr
   setup(function()
-    server = h.start(h.SCRIPTS .. "/nul_bytes.lua", { services = { "probe" } })
+    server = h.start(h.SCRIPTS .. "/nul_bytes.lua", { services = { "probe", "udp_echo" } })
     addr = server.addr.probe
   end)
   teardown(function()
@@ -34,6 +34,19 @@ describe("a NUL byte from Lua", function()
     end)
   end
 
+  it("in a framed message and in conn:write is a byte", function()
+    local c = h.connect(addr)
+    assert.equal("echo a\0b\0", h.ask(c, "echo a\0b\0"))
+    c:close()
+  end)
+
+  it("in a datagram both ways is a byte", function()
+    local u = h.udp(server.addr.udp_echo)
+    assert(u:send("x\0y\0"))
+    assert.equal("x\0y\0", (u:receive()))
+    u:close()
+  end)
+
   it("in a log message, key or value is logged escaped", function()
     local c = h.connect(addr)
     assert.equal("logged", h.ask(c, "log"))
@@ -59,12 +72,17 @@ describe("a NUL byte in a script's service table", function()
     { "a field name", 'return { web = { tcp = "127.0.0.1:0", '
       .. '["on_data\\0"] = function() end } }',
       "field names must be strings %(without a NUL%)" },
+    { "a module name", 'require("mod\\0x")\nreturn { web = { tcp = '
+      .. '"127.0.0.1:0", on_data = function() end } }',
+      "module 'mod': the name holds a NUL byte", "return {}" },
   }
   teardown(h.cleanup)
   for _, case in ipairs(scripts) do
     it("fails the check when it is in " .. case[1], function()
-      local path = h.tmpdir() .. "/nul.lua"
+      local dir = h.tmpdir()
+      local path = dir .. "/nul.lua"
       h.write_file(path, case[2])
+      if case[4] then h.write_file(dir .. "/mod.lua", case[4]) end
       local code, out, err = h.run({ "check", path })
       assert.equal(1, code)
       assert.matches(case[3], out .. err)

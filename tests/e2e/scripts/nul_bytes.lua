@@ -49,7 +49,12 @@ return {
     framing = "line",
     on_message = function(conn, cmd)
       if cmd == "raise" then error("before\0after", 0) end
+      if cmd:sub(1, 5) == "echo " then return conn:write(cmd .. "\n") end
       conn:write(commands[cmd]() .. "\n")
     end,
+  },
+  udp_echo = {
+    udp = "127.0.0.1:0",
+    on_message = function(sock, data, peer) sock:send(data, peer) end,
   },
 }
