@@ -447,8 +447,9 @@ static int udp_index(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  const char *key = lua_tostring(L, 2);
-  if (key != NULL && strcmp(key, "addr") == 0 && b->u != NULL)
+  size_t n;
+  const char *key = lua_tolstring(L, 2, &n); /* by length: "addr\0x" is not */
+  if (key != NULL && n == 4 && memcmp(key, "addr", 4) == 0 && b->u != NULL)
     return lua_pushstring(L, b->u->bound), 1;
   return 0;
 }

@@ -36,6 +36,12 @@ local commands = {
   connections = function()
     return outcome(pcall(lunet.connections, "probe\0junk"))
   end,
+  udp_field = function()
+    local u = lunet.udp()
+    local r = tostring(u["addr\0x"]) .. " " .. type(u.addr)
+    u:close()
+    return r
+  end,
   state = function()
     -- A state name is a table key: the NUL is a byte like any other.
     local a, b = lunet.state("s\0a"), lunet.state("s\0b")
