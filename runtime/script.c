@@ -433,13 +433,19 @@ static void free_services(struct lunet_list *list) {
 /* The top-level entries that are not services: on_reload, a function run
  * after a reload has switched to this version, and metrics = "ADDR" (read
  * at start; the --metrics option wins). */
-static int take_hook(struct lunet_runtime *rt, int *hook_ref) {
+static int take_hook(struct lunet_runtime *rt, int *hook_ref, char *err,
+                     size_t errcap) {
   lua_State *L = rt->L;
-  if (lua_type(L, -2) != LUA_TSTRING) return 0;
-  const char *key = lua_tostring(L, -2);
+  const char *key = plain_string(L, -2);
+  if (key == NULL) return 0;
   if (strcmp(key, "metrics") == 0 && lua_type(L, -1) == LUA_TSTRING) {
-    snprintf(rt->metrics_addr, sizeof rt->metrics_addr, "%s",
-             lua_tostring(L, -1));
+    const char *addr = plain_string(L, -1);
+    if (addr == NULL) {
+      snprintf(err, errcap, "%s: 'metrics' must be an address (it holds a "
+               "NUL byte)", rt->script_path);
+      return -1;
+    }
+    snprintf(rt->metrics_addr, sizeof rt->metrics_addr, "%s", addr);
     lua_pop(L, 1);
     return 1;
   }
@@ -455,7 +461,9 @@ static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
   struct check k = {L, rt->script_path, "?", err, errcap, 0};
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
-    if (take_hook(rt, hook_ref)) continue;
+    int hook = take_hook(rt, hook_ref, err, errcap);
+    if (hook < 0) return lua_pop(L, 2), -1;
+    if (hook > 0) continue;
     if (lua_type(L, -2) == LUA_TSTRING && plain_string(L, -2) == NULL) {
       snprintf(err, errcap, "%s: a service name holds a NUL byte",
                rt->script_path);

@@ -73,6 +73,12 @@ describe("a NUL byte in a script's service table", function()
     { "a field name", 'return { web = { tcp = "127.0.0.1:0", '
       .. '["on_data\\0"] = function() end } }',
       "field names must be strings %(without a NUL%)" },
+    { "the metrics address", 'return { metrics = "127.0.0.1:0\\0x", web = '
+      .. '{ tcp = "127.0.0.1:0", on_data = function() end } }',
+      "'metrics' must be an address %(it holds a NUL byte%)" },
+    { "a hook's name", 'return { ["on_reload\\0"] = function() end, web = '
+      .. '{ tcp = "127.0.0.1:0", on_data = function() end } }',
+      "a service name holds a NUL byte" },
     { "a module name", 'require("mod\\0x")\nreturn { web = { tcp = '
       .. '"127.0.0.1:0", on_data = function() end } }',
       "module 'mod': the name holds a NUL byte", "return {}" },
