@@ -61,6 +61,17 @@ int lunet_addr_parse(const char *text, struct sockaddr_storage *out) {
   return parse_ipv4(text, out) < 0 ? UV_EINVAL : 0;
 }
 
+int lunet_addr_parse_n(const char *text, size_t len,
+                       struct sockaddr_storage *out) {
+  char copy[LUNET_ADDR_STRLEN + 16]; /* longer than any valid address */
+  memset(out, 0, sizeof *out);
+  if (text == NULL || len >= sizeof copy || memchr(text, '\0', len) != NULL)
+    return UV_EINVAL;
+  memcpy(copy, text, len);
+  copy[len] = '\0';
+  return lunet_addr_parse(copy, out);
+}
+
 static char *put_decimal(char *p, unsigned v) {
   char digits[8];
   int n = 0;

@@ -21,6 +21,11 @@ union lunet_sockaddr {
  * Returns 0 or UV_EINVAL. */
 int lunet_addr_parse(const char *text, struct sockaddr_storage *out);
 
+/* The same for len bytes that need not end in a NUL (a Lua string): a NUL
+ * among them makes the text invalid, never its end. */
+int lunet_addr_parse_n(const char *text, size_t len,
+                       struct sockaddr_storage *out);
+
 /* Writes "1.2.3.4:80" or "[::1]:80"; returns 0 or UV_EINVAL. */
 int lunet_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <lauxlib.h>
 
 #include "addr.h"
@@ -11,14 +12,18 @@
 #include "runtime.h"
 
 int lunet_traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
+  if (lua_tostring(L, 1) == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(L, 1));
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  } else {
+    lua_pushvalue(L, 1);
   }
-  luaL_traceback(L, L, msg, 1);
+  /* luaL_traceback would take the message as a C string: joined here
+   * instead, so a message with a NUL is kept whole. */
+  lua_pushliteral(L, "\n");
+  luaL_traceback(L, L, NULL, 1);
+  lua_concat(L, 3);
   return 1;
 }
 
@@ -35,7 +40,12 @@ static void log_call_error(lua_State *L, const struct lunet_call_ctx *ctx) {
   if (ctx->peer && lunet_addr_format(ctx->peer, peer, sizeof peer) == 0)
     kv[2 * n] = "peer", kv[2 * n++ + 1] = peer;
   kv[2 * n] = "error", kv[2 * n++ + 1] = lua_tostring(L, -1);
-  lunet_log_pairs(LUNET_LOG_ERROR, "handler error", kv, n);
+  /* The message is a Lua string and may hold a NUL: logged by length. */
+  size_t lens[10];
+  for (int i = 0; i < 2 * n - 1; i++) lens[i] = strlen(kv[i]);
+  lua_tolstring(L, -1, &lens[2 * n - 1]);
+  lunet_log_pairs_n(LUNET_LOG_ERROR, "handler error", strlen("handler error"),
+                    kv, lens, n);
 }
 
 /* One loop, one Lua state per process: a plain static is the context. */

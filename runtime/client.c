@@ -148,12 +148,14 @@ static int start(struct lunet_runtime *rt, struct lunet_connect_req *req,
 /* lunet.connect(addr, handlers [, opts]) -> conn (connecting). */
 int lunet_client_connect(lua_State *L) {
   struct lunet_runtime *rt = lunet_rt(L);
-  const char *addr = luaL_checkstring(L, 1);
+  size_t addr_len;
+  const char *addr = luaL_checklstring(L, 1, &addr_len);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   if (rt->tearing_down) return luaL_error(L, "lunet is exiting");
   struct lunet_connect_req parsed;
-  if (split_addr(&parsed, addr) < 0)
+  /* A NUL would end the host or port early: not an address. */
+  if (memchr(addr, '\0', addr_len) != NULL || split_addr(&parsed, addr) < 0)
     return luaL_argerror(L, 1, "expected \"host:port\" or \"[v6]:port\"");
   struct lunet_service *svc = client_service(L, addr); /* may raise */
   struct lunet_connect_req *req = calloc(1, sizeof *req);

@@ -310,57 +310,138 @@ static struct res_box *live_res(lua_State *L) {
     return 2;                        \
   }
 
-static int is_token(const char *s) {
-  if (*s == '\0') return 0;
-  for (; *s; s++)
-    if (*s <= ' ' || *s >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *s)) return 0;
+/* {==================================================================
+ * Header checks
+ *
+ * Names and values are Lua strings with a length and are never read as
+ * C strings: a NUL is a byte like any other, and refused like the other
+ * control bytes. One table lookup per byte keeps the check cheap.
+ * =================================================================== */
+
+enum { HB_TCHAR = 1, HB_VALUE = 2 };
+
+/* RFC 9110: tchar for names; field-value bytes (VCHAR, obs-text, SP,
+ * HTAB) for values. */
+static const unsigned char header_bytes[256] = {
+    ['\t'] = HB_VALUE,  [' '] = HB_VALUE,
+#define TV HB_TCHAR | HB_VALUE
+    ['!'] = TV,         ['#'] = TV,         ['$'] = TV,
+    ['%'] = TV,         ['&'] = TV,         ['\''] = TV,
+    ['*'] = TV,         ['+'] = TV,         ['-'] = TV,
+    ['.'] = TV,         ['^'] = TV,         ['_'] = TV,
+    ['`'] = TV,         ['|'] = TV,         ['~'] = TV,
+    ['0' ... '9'] = TV, ['A' ... 'Z'] = TV, ['a' ... 'z'] = TV,
+#undef TV
+    ['"'] = HB_VALUE,   ['('] = HB_VALUE,   [')'] = HB_VALUE,
+    [','] = HB_VALUE,   ['/'] = HB_VALUE,   [':'] = HB_VALUE,
+    [';'] = HB_VALUE,   ['<'] = HB_VALUE,   ['='] = HB_VALUE,
+    ['>'] = HB_VALUE,   ['?'] = HB_VALUE,   ['@'] = HB_VALUE,
+    ['['] = HB_VALUE,   ['\\'] = HB_VALUE,  [']'] = HB_VALUE,
+    ['{'] = HB_VALUE,   ['}'] = HB_VALUE,   [0x80 ... 0xff] = HB_VALUE,
+};
+
+static int is_token(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(header_bytes[p[i]] & HB_TCHAR)) return 0;
   return 1;
 }
+
+/* The offset of the first byte a field value may not hold, or n. */
+static size_t bad_value_byte(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n && (header_bytes[p[i]] & HB_VALUE)) i++;
+  return i;
+}
+
+/* A refused name for an error message: bytes that are not printable are
+ * shown as \xNN, and a long name is cut (marked "..."). */
+static const char *printable_name(char *buf, size_t cap, const char *s,
+                                  size_t n) {
+  size_t len = 0, i = 0;
+  for (; i < n && len + 8 < cap; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+      buf[len++] = (char)ch;
+    else
+      len += (size_t)snprintf(buf + len, cap - len, "\\x%02x", ch);
+  }
+  if (i < n) memcpy(buf + len, "...", 3), len += 3;
+  buf[len] = '\0';
+  return buf;
+}
+
+static int name_is(const char *name, size_t n, const char *lower,
+                   size_t lower_len) {
+  return n == lower_len && strncasecmp(name, lower, n) == 0;
+}
+
+#define NAME_IS(x, lit) \
+  name_is((x)->name, (x)->name_len, "" lit, sizeof(lit) - 1)
+
+/* }================================================================== */
 
 #define RES_MAX_HEADERS 64
 
 struct out_header {
   const char *name, *value; /* anchored in their tables on the stack */
+  size_t name_len, value_len;
 };
 
-/* Checks a header a handler gave: no CR/LF (response splitting), nothing
- * lunet frames itself. Returns 0 when lunet takes it over (Connection). */
+static void refuse_value(lua_State *L, const struct out_header *x, size_t at) {
+  unsigned char ch = (unsigned char)x->value[at];
+  char hex[8];
+  if (ch == '\r' || ch == '\n')
+    luaL_error(L, "invalid value for header '%s' (CR or LF)", x->name);
+  snprintf(hex, sizeof hex, "0x%02x", ch);
+  luaL_error(L, "invalid value for header '%s' (control byte %s at offset %d)",
+             x->name, hex, (int)at);
+}
+
+/* Checks a header a handler gave: a token for a name, no control byte in
+ * the value (CR/LF would split the response; a NUL would be read as its
+ * end by many peers), nothing lunet frames itself. Returns 0 when lunet
+ * takes it over (Connection). */
 static int check_header(lua_State *L, struct res_box *r,
                         const struct out_header *x) {
-  if (!is_token(x->name)) luaL_error(L, "invalid header name '%s'", x->name);
-  if (strpbrk(x->value, "\r\n") != NULL)
-    luaL_error(L, "invalid value for header '%s' (CR or LF)", x->name);
-  if (strcasecmp(x->name, "content-length") == 0 ||
-      strcasecmp(x->name, "transfer-encoding") == 0)
+  if (!is_token(x->name, x->name_len)) {
+    char shown[96];
+    luaL_error(L, "invalid header name '%s'",
+               printable_name(shown, sizeof shown, x->name, x->name_len));
+  }
+  size_t bad = bad_value_byte(x->value, x->value_len);
+  if (bad != x->value_len) refuse_value(L, x, bad);
+  if (NAME_IS(x, "content-length") || NAME_IS(x, "transfer-encoding"))
     luaL_error(L, "'%s' is set by lunet", x->name);
-  if (strcasecmp(x->name, "content-type") == 0) r->has_type = 1;
-  if (strcasecmp(x->name, "connection") != 0) return 1;
-  if (strcasecmp(x->value, "close") == 0) r->close = 1;
+  if (NAME_IS(x, "content-type")) r->has_type = 1;
+  if (!NAME_IS(x, "connection")) return 1;
+  if (x->value_len == 5 && strncasecmp(x->value, "close", 5) == 0) r->close = 1;
   return 0;
 }
 
 static int take_header(lua_State *L, struct res_box *r, struct out_header *out,
-                       int n, const char *name, const char *value) {
+                       int n, int name_idx, int value_idx) {
   if (n == RES_MAX_HEADERS)
     luaL_error(L, "too many response headers (max %d)", RES_MAX_HEADERS);
-  out[n].name = name;
-  out[n].value = value;
+  out[n].name = lua_tolstring(L, name_idx, &out[n].name_len);
+  out[n].value = lua_tolstring(L, value_idx, &out[n].value_len);
   return n + check_header(L, r, &out[n]);
 }
 
 /* res:header() values (list 0: none), then the headers argument (a
  * table) if any, gathered before the response buffer exists: a
- * luaL_Buffer must have its slot on top of the stack whenever it grows. */
-static int gather_headers(lua_State *L, struct res_box *r, int list,
-                          int extra, struct out_header *out) {
+ * luaL_Buffer must have its slot on top of the stack whenever it grows.
+ * Each string stays anchored in its table after the pops. */
+static int gather_headers(lua_State *L, struct res_box *r, int list, int extra,
+                          struct out_header *out) {
   int n = 0;
-  for (lua_Integer i = 1;
-       list != 0 && lua_rawgeti(L, list, i) == LUA_TSTRING; i += 2) {
-    const char *name = lua_tostring(L, -1);
+  for (lua_Integer i = 1; list != 0 && lua_rawgeti(L, list, i) == LUA_TSTRING;
+       i += 2) {
     lua_rawgeti(L, list, i + 1);
-    const char *value = lua_tostring(L, -1);
+    n = take_header(L, r, out, n, -2, -1);
     lua_pop(L, 2);
-    n = take_header(L, r, out, n, name, value);
   }
   if (list != 0) lua_pop(L, 1);
   if (extra == 0) return n;
@@ -368,22 +449,20 @@ static int gather_headers(lua_State *L, struct res_box *r, int list,
   while (lua_next(L, extra) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "headers must map names to strings");
-    const char *value = lua_tostring(L, -1);
+    n = take_header(L, r, out, n, -2, -1);
     lua_pop(L, 1);
-    n = take_header(L, r, out, n, lua_tostring(L, -1), value);
   }
   return n;
 }
 
 static void add_headers(struct out *o, const struct out_header *x, int n) {
   for (int i = 0; i < n; i++) {
-    out_string(o, x[i].name);
+    out_add(o, x[i].name, x[i].name_len);
     OUT_LITERAL(o, ": ");
-    out_string(o, x[i].value);
+    out_add(o, x[i].value, x[i].value_len);
     OUT_LITERAL(o, "\r\n");
   }
 }
-
 
 static int check_status(lua_State *L, int idx) {
   lua_Integer status = luaL_checkinteger(L, idx);
@@ -461,7 +540,7 @@ static int res_json(lua_State *L) {
 static int res_header(lua_State *L) {
   struct res_box *r = live_res(L);
   LIVE_RES_OR_CLOSED(r);
-  const char *name = luaL_checkstring(L, 2);
+  luaL_checkstring(L, 2);
   luaL_checkstring(L, 3);
   if (r->started) return luaL_error(L, "headers already sent");
   if (lua_getiuservalue(L, 1, RES_UV_HEADERS) == LUA_TNIL) {
@@ -471,7 +550,7 @@ static int res_header(lua_State *L) {
     lua_setiuservalue(L, 1, RES_UV_HEADERS);
   }
   lua_Integer n = luaL_len(L, -1);
-  lua_pushstring(L, name);
+  lua_pushvalue(L, 2); /* the string itself: it may hold a NUL */
   lua_rawseti(L, -2, n + 1);
   lua_pushvalue(L, 3);
   lua_rawseti(L, -2, n + 2);

@@ -31,11 +31,23 @@ void lunet_log(int level, const char *msg, ...);
 void lunet_log_pairs(int level, const char *msg, const char *const *kv,
                      int npairs);
 
+/* Same with lengths: msg is msg_len bytes and kv[i] is lens[i] bytes (lens
+ * NULL: every kv[i] is a C string), so the bytes of a Lua string are
+ * logged whole, a NUL escaped, never taken for the end. */
+void lunet_log_pairs_n(int level, const char *msg, size_t msg_len,
+                       const char *const *kv, const size_t *lens, int npairs);
+
 /* Formats one record (without the newline) into buf, truncating to cap-1
  * bytes; returns the length written. Exposed for unit tests. */
 size_t lunet__log_format(char *buf, size_t cap, int format, int level,
                          const char *ts, const char *msg,
                          const char *const *kv, int npairs);
+
+/* lunet__log_format with lengths, as lunet_log_pairs_n takes them. */
+size_t lunet__log_format_n(char *buf, size_t cap, int format, int level,
+                           const char *ts, const char *msg, size_t msg_len,
+                           const char *const *kv, const size_t *lens,
+                           int npairs);
 
 /* One whole record: timestamp, msg, pairs, the process field and the
  * newline, cut to fit cap (> 1). Returns its length. */

@@ -1,5 +1,6 @@
 #include "lunet.h"
 
+#include <string.h>
 #include <lauxlib.h>
 #include <uv.h>
 
@@ -23,8 +24,12 @@ static int lunet_now(lua_State *L) {
 
 /* lunet.connections(service) -> array of the service's open conns. */
 static int lunet_connections(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  struct lunet_service *svc = lunet_service_find(lunet_rt(L), name);
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  /* Names are C strings in the runtime: one with a NUL names no service. */
+  struct lunet_service *svc = memchr(name, '\0', len) != NULL
+                                  ? NULL
+                                  : lunet_service_find(lunet_rt(L), name);
   int i = 0;
   luaL_argcheck(L, svc != NULL, 1, "no such service");
   lua_createtable(L, (int)svc->nconns, 0);

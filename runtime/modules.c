@@ -103,7 +103,24 @@ static int local_searcher(lua_State *L) {
   return 2;
 }
 
+/* require(name, ...) in front of Lua's own, whose C code reads the name up
+ * to its first NUL: require "mod\0x" would load mod.lua. Upvalue 1 is
+ * Lua's require. */
+static int checked_require(lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  if (memchr(name, '\0', len) != NULL)
+    return luaL_error(L, "module '%s': the name holds a NUL byte", name);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 void lunet_modules_install(lua_State *L, const char *dir) {
+  lua_getglobal(L, "require");
+  lua_pushcclosure(L, checked_require, 1);
+  lua_setglobal(L, "require");
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchers");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);

@@ -85,8 +85,12 @@ static void unsubscribe(lua_State *L, int sub) {
 
 /* lunet.subscribe(topic, fn) -> subscription; fn(msg, topic). */
 int lunet_pubsub_subscribe(lua_State *L) {
-  luaL_checkstring(L, 1);
+  size_t tlen;
+  const char *topic = luaL_checklstring(L, 1, &tlen);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  /* As lunet.publish refuses such a topic, nothing could ever arrive. */
+  luaL_argcheck(L, memchr(topic, '\0', tlen) == NULL, 1,
+                "topic contains a NUL byte");
   struct sub_box *b = lua_newuserdatauv(L, sizeof *b, 2);
   b->version = lunet_rt(L)->loading_version;
   b->active = 1;

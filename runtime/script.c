@@ -254,13 +254,22 @@ static int check_udp_option(struct check *k, struct lunet_service *svc,
                                               : &o->send_buffer);
 }
 
+/* The string at idx, or NULL when it is none or holds a NUL (the runtime
+ * reads it as a C string, which would end there). */
+static const char *plain_string(lua_State *L, int idx) {
+  size_t n;
+  const char *s =
+      lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+  return s != NULL && memchr(s, '\0', n) == NULL ? s : NULL;
+}
+
 /* Checks the field on top of the stack (key below it) and applies it. */
 static int check_field(struct check *k, struct lunet_service *svc,
                        int refs[LUNET_HANDLER_COUNT]) {
   lua_State *L = k->L;
-  if (lua_type(L, -2) != LUA_TSTRING)
-    return check_fail(k, "field names must be strings%s", "");
-  const char *key = lua_tostring(L, -2);
+  const char *key = plain_string(L, -2);
+  if (key == NULL)
+    return check_fail(k, "field names must be strings (without a NUL)%s", "");
   int h = find_handler(key);
   if (h >= 0) {
     if (!lua_isfunction(L, -1) && !(h == LUNET_ON_REQUEST && is_callable(L)))
@@ -274,16 +283,14 @@ static int check_field(struct check *k, struct lunet_service *svc,
   if (strcmp(key, "tcp") == 0 && !k->client) {
     if (svc->kind != LUNET_KIND_TCP)
       return check_fail(k, "a service has one kind: tcp, udp or http%s", "");
-    const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                       : NULL;
+    const char *addr = plain_string(L, -1);
     if (addr == NULL || lunet_service_set_addr(svc, addr) < 0)
       return check_fail(k, "'tcp' must be an address like "
                            "\"0.0.0.0:7000\" or \"[::1]:7000\"%s", "");
     return 0;
   }
   if (strcmp(key, "udp") == 0 && !k->client) {
-    const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                       : NULL;
+    const char *addr = plain_string(L, -1);
     if (svc->addr_text[0] != '\0')
       return check_fail(k, "a service has one kind: tcp, udp or http%s", "");
     svc->kind = LUNET_KIND_UDP;
@@ -293,8 +300,7 @@ static int check_field(struct check *k, struct lunet_service *svc,
     return 0;
   }
   if (strcmp(key, "http") == 0 && !k->client) {
-    const char *addr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                       : NULL;
+    const char *addr = plain_string(L, -1);
     if (svc->addr_text[0] != '\0' || svc->kind == LUNET_KIND_UDP)
       return check_fail(k, "a service has one kind: tcp, udp or http%s", "");
     svc->kind = LUNET_KIND_HTTP;
@@ -427,13 +433,19 @@ static void free_services(struct lunet_list *list) {
 /* The top-level entries that are not services: on_reload, a function run
  * after a reload has switched to this version, and metrics = "ADDR" (read
  * at start; the --metrics option wins). */
-static int take_hook(struct lunet_runtime *rt, int *hook_ref) {
+static int take_hook(struct lunet_runtime *rt, int *hook_ref, char *err,
+                     size_t errcap) {
   lua_State *L = rt->L;
-  if (lua_type(L, -2) != LUA_TSTRING) return 0;
-  const char *key = lua_tostring(L, -2);
+  const char *key = plain_string(L, -2);
+  if (key == NULL) return 0;
   if (strcmp(key, "metrics") == 0 && lua_type(L, -1) == LUA_TSTRING) {
-    snprintf(rt->metrics_addr, sizeof rt->metrics_addr, "%s",
-             lua_tostring(L, -1));
+    const char *addr = plain_string(L, -1);
+    if (addr == NULL) {
+      snprintf(err, errcap, "%s: 'metrics' must be an address (it holds a "
+               "NUL byte)", rt->script_path);
+      return -1;
+    }
+    snprintf(rt->metrics_addr, sizeof rt->metrics_addr, "%s", addr);
     lua_pop(L, 1);
     return 1;
   }
@@ -449,7 +461,15 @@ static int check_services(struct lunet_runtime *rt, struct lunet_list *out,
   struct check k = {L, rt->script_path, "?", err, errcap, 0};
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
-    if (take_hook(rt, hook_ref)) continue;
+    int hook = take_hook(rt, hook_ref, err, errcap);
+    if (hook < 0) return lua_pop(L, 2), -1;
+    if (hook > 0) continue;
+    if (lua_type(L, -2) == LUA_TSTRING && plain_string(L, -2) == NULL) {
+      snprintf(err, errcap, "%s: a service name holds a NUL byte",
+               rt->script_path);
+      lua_pop(L, 2);
+      return -1;
+    }
     if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE) {
       snprintf(err, errcap, "%s: each service must be name = { ... }, got "
                "%s = %s", rt->script_path, luaL_typename(L, -2),

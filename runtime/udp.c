@@ -337,18 +337,26 @@ static int push_error(lua_State *L, int r, const char *detail) {
   return 3;
 }
 
+/* Why a peer is not an address; a NUL in it is named, since the text
+ * shown stops there. */
+static const char *invalid_address(lua_State *L, const char *s, size_t n) {
+  const char *nul = memchr(s, '\0', n);
+  if (nul == NULL) return lua_pushfstring(L, "invalid address '%s'", s);
+  return lua_pushfstring(L, "invalid address '%s' (a NUL byte at offset %d)", s,
+                         (int)(nul - s));
+}
+
 /* sock:send(data, peer) -> true, or nil, message, code. Failures of the
  * destination or the network are returned, never raised. */
 static int udp_send_method(lua_State *L) {
   struct sockaddr_storage to;
-  size_t n;
+  size_t n, peer_len;
   struct lunet_udp *u = open_udp(L);
   const char *p = luaL_checklstring(L, 2, &n);
-  const char *peer = luaL_checkstring(L, 3);
+  const char *peer = luaL_checklstring(L, 3, &peer_len);
   if (u == NULL) return 2;
-  if (lunet_addr_parse(peer, &to) < 0)
-    return push_error(L, UV_EINVAL, lua_pushfstring(L, "invalid address "
-                      "'%s'", peer));
+  if (lunet_addr_parse_n(peer, peer_len, &to) < 0)
+    return push_error(L, UV_EINVAL, invalid_address(L, peer, peer_len));
   int r = udp_send(u, p, n, (struct sockaddr *)&to);
   if (r == UV_EMSGSIZE)
     return push_error(L, r, lua_pushfstring(L, "datagram of %d bytes is too "
@@ -373,9 +381,14 @@ static int udp_close_method(lua_State *L) {
 
 static int membership(lua_State *L, uv_membership how) {
   struct lunet_udp *u = open_udp(L);
-  const char *group = luaL_checkstring(L, 2);
-  const char *iface = luaL_optstring(L, 3, NULL);
+  size_t glen, ilen = 0;
+  const char *group = luaL_checklstring(L, 2, &glen);
+  const char *iface = luaL_optlstring(L, 3, NULL, &ilen);
   if (u == NULL) return 2;
+  /* libuv reads both as C strings: a NUL would cut them. */
+  if (memchr(group, '\0', glen) != NULL ||
+      (iface != NULL && memchr(iface, '\0', ilen) != NULL))
+    return push_error(L, UV_EINVAL, "an address holds a NUL byte");
   int r = uv_udp_set_membership(&u->handle, group, iface, how);
   if (r < 0) return push_error(L, r, NULL);
   lua_pushboolean(L, 1);
@@ -410,8 +423,10 @@ static int udp_set_multicast_loop(lua_State *L) {
 static int udp_canonical(lua_State *L) {
   struct sockaddr_storage sa;
   char text[LUNET_ADDR_STRLEN];
+  size_t len;
   udp_box(L);
-  if (lunet_addr_parse(luaL_checkstring(L, 2), &sa) < 0 ||
+  const char *addr = luaL_checklstring(L, 2, &len);
+  if (lunet_addr_parse_n(addr, len, &sa) < 0 ||
       lunet_addr_format((struct sockaddr *)&sa, text, sizeof text) < 0)
     return 0;
   lua_pushstring(L, text);
@@ -432,8 +447,9 @@ static int udp_index(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  const char *key = lua_tostring(L, 2);
-  if (key != NULL && strcmp(key, "addr") == 0 && b->u != NULL)
+  size_t n;
+  const char *key = lua_tolstring(L, 2, &n); /* by length: "addr\0x" is not */
+  if (key != NULL && n == 4 && memcmp(key, "addr", 4) == 0 && b->u != NULL)
     return lua_pushstring(L, b->u->bound), 1;
   return 0;
 }
@@ -458,8 +474,10 @@ int lunet_udp_client(lua_State *L) {
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  const char *bind = (lua_getfield(L, 1, "bind"), lua_tostring(L, -1));
-  if (bind != NULL && lunet_addr_parse(bind, &addr) < 0)
+  size_t bind_len;
+  const char *bind =
+      (lua_getfield(L, 1, "bind"), lua_tolstring(L, -1, &bind_len));
+  if (bind != NULL && lunet_addr_parse_n(bind, bind_len, &addr) < 0)
     return luaL_error(L, "bind: not an address like \"0.0.0.0:0\"");
   if (lua_getfield(L, 1, "on_message") != LUA_TNIL)
     luaL_checktype(L, -1, LUA_TFUNCTION);

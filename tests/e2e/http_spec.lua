@@ -187,6 +187,61 @@ describe("http", function()
       c:close()
     end)
 
+    -- A header value is a Lua string with a length: a NUL (or any control
+    -- byte but HTAB) refuses the response; it is never cut short.
+    local refused = {
+      { "/echo-header?v=a%00b", "X%-Echo", "0x00" },
+      { "/bad-header/nul", "X%-Nul", "0x00" },
+      { "/bad-header/soh", "X%-Soh", "0x01" },
+      { "/bad-header/del", "X%-Del", "0x7f" },
+      { "/bad-header/json", "X%-Json", "0x00" },
+    }
+    it("refuses a NUL, 0x01 or 0x7f in a header value with a 500 naming it", function()
+      local c = h.connect(addr)
+      for _, case in ipairs(refused) do
+        assert(c:send("GET " .. case[1] .. " HTTP/1.1\r\nHost: x\r\n\r\n"))
+        local status, headers, body = read_response(c)
+        assert.equal(500, status)
+        assert.equal("Internal Server Error\n", body)
+        assert.is_nil(headers[case[2]:gsub("%%", ""):lower()])
+        server:wait_log("invalid value for header '" .. case[2]
+          .. "' %(control byte " .. case[3] .. " at offset 1%)")
+      end
+      -- The same connection goes on, and answers a clean value whole.
+      assert(c:send("GET /echo-header?v=a%20b HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local status, headers, body = read_response(c)
+      assert.equal(200, status)
+      assert.equal("a b", headers["x-echo"])
+      assert.equal("echoed", body)
+      c:close()
+    end)
+
+    it("refuses a header name with a NUL, shown escaped", function()
+      local c = h.connect(addr)
+      assert(c:send("GET /bad-header/name HTTP/1.1\r\nHost: x\r\n\r\n"))
+      assert.equal(500, (read_response(c)))
+      server:wait_log("invalid header name 'X%-N\\\\x00ame'")
+      assert(c:send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"))
+      assert.equal(200, (read_response(c)))
+      c:close()
+    end)
+
+    it("keeps HTAB and obs-text in a header value and a NUL in a body", function()
+      local c = h.connect(addr)
+      assert(c:send("GET /tab-header HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local status, headers = read_response(c)
+      assert.equal(200, status)
+      assert.equal("a\tb", headers["x-tab"])
+      assert.equal("caf\xc3\xa9 \t end", headers["x-obs"])
+      assert(c:send("GET /nul-body HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local body
+      status, headers, body = read_response(c)
+      assert.equal(200, status)
+      assert.equal("6", headers["content-length"])
+      assert.equal("x\0y\0\0z", body)
+      c:close()
+    end)
+
     it("raises on a second answer, returns nil, 'closed' once the client left", function()
       assert.equal("one", curl(base .. "/double"))
       server:wait_log('msg=double err="[^"]*the response was already sent" ok=false')

@@ -296,6 +296,34 @@ static void check_with_loop(void) {
 
 /* }================================================================== */
 
+/* lunet_addr_parse_n reads len bytes (a Lua string's), placed here against
+ * a guard page with no NUL after them: a valid address parses to what
+ * lunet_addr_parse gives, and a NUL put at any place inside it, or after
+ * it, makes it invalid instead of ending it there. */
+static void check_parse_n(const char *text) {
+  struct sockaddr_storage want, got;
+  struct guard g;
+  size_t n = strlen(text);
+  CHECK_SCOPE();
+  CHECK(n + 2 <= LUNET_ADDR_STRLEN + 2);
+  if (n + 2 > LUNET_ADDR_STRLEN + 2) return;
+  CHECK_INT(lunet_addr_parse(text, &want), 0);
+  char *p = guard_alloc(&g, n);
+  memcpy(p, text, n);
+  CHECK_INT(lunet_addr_parse_n(p, n, &got), 0);
+  CHECK(same_addr(&want, &got));
+  guard_free(&g);
+  for (size_t at = 0; at <= n; at++) {
+    char with_nul[LUNET_ADDR_STRLEN + 2];
+    memcpy(with_nul, text, at);
+    with_nul[at] = '\0';
+    memcpy(with_nul + at + 1, text + at, n - at);
+    CHECK_INT(lunet_addr_parse_n(with_nul, n + 1, &got), UV_EINVAL);
+  }
+  CHECK_INT(lunet_addr_parse_n(NULL, 0, &got), UV_EINVAL);
+  CHECK_NOTE("lunet_addr_parse_n of \"%s\"", text);
+}
+
 /* IP keys (connection and rate limits): port ignored, IPv4 mapped. */
 static void check_ip_key(void) {
   struct sockaddr_storage a, b, c;
@@ -320,6 +348,7 @@ int main(void) {
   size_t nrejected = 0;
   for (size_t i = 0; i < NVALID; i++) {
     check_valid(&valid[i]);
+    check_parse_n(valid[i].text);
     check_prefixes(valid[i].text);
     check_format_caps(valid[i].formatted);
   }

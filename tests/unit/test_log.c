@@ -13,6 +13,15 @@ static size_t fmt(char *buf, size_t cap, int format, int level, const char *msg,
   return lunet__log_format(buf, cap, format, level, "T", msg, kv, npairs);
 }
 
+/* lunet__log_format_n, and its length must be the record's strlen. */
+static void fmt_n_check(char *buf, size_t cap, int format, const char *msg,
+                        size_t msg_len, const char *const *kv,
+                        const size_t *lens, int npairs) {
+  size_t n = lunet__log_format_n(buf, cap, format, LUNET_LOG_INFO, "T", msg,
+                                 msg_len, kv, lens, npairs);
+  CHECK_INT(n, strlen(buf));
+}
+
 /* {==================================================================
  * Strict readers for the two formats
  * =================================================================== */
@@ -261,6 +270,53 @@ static void check_all_bytes(void) {
   }
 }
 
+/* Lua strings have lengths: a NUL in a message, key or value is logged
+ * escaped and the bytes after it are kept. */
+static void check_nul_bytes(void) {
+  char buf[512];
+  struct record r;
+  const char *kv[] = {"k\0ey", "v\0after", "empty", "", "nul", "\0"};
+  const size_t lens[] = {4, 7, 5, 0, 3, 1};
+  fmt_n_check(buf, sizeof buf, TEXT, "m\0sg", 4, kv, lens, 3);
+  CHECK_STR(buf,
+            "ts=T level=info msg=\"m\\u0000sg\" k_ey=\"v\\u0000after\" "
+            "empty=\"\" nul=\"\\u0000\"");
+  CHECK_INT(text_decode(buf, &r), 6);
+  fmt_n_check(buf, sizeof buf, JSON, "m\0sg", 4, kv, lens, 3);
+  CHECK_STR(buf,
+            "{\"ts\":\"T\",\"level\":\"info\",\"msg\":\"m\\u0000sg\","
+            "\"k\\u0000ey\":\"v\\u0000after\",\"empty\":\"\","
+            "\"nul\":\"\\u0000\"}");
+  CHECK_INT(json_decode(buf, &r), 6);
+  /* A NULL value is "" with lengths too; NULL lens means C strings. */
+  const char *null_kv[] = {"a", NULL};
+  const size_t null_lens[] = {1, 9};
+  fmt_n_check(buf, sizeof buf, TEXT, "m", 1, null_kv, null_lens, 1);
+  CHECK_STR(buf, "ts=T level=info msg=m a=\"\"");
+  const char *c_kv[] = {"a", "b"};
+  fmt_n_check(buf, sizeof buf, TEXT, "m", 1, c_kv, NULL, 1);
+  CHECK_STR(buf, "ts=T level=info msg=m a=b");
+}
+
+/* A length ends a value even mid UTF-8 sequence: the value's last bytes,
+ * placed against a guard page, are not read past. */
+static void check_length_bound(void) {
+  char buf[256];
+  struct guard g;
+  char *v = guard_alloc(&g, 4); /* no NUL: the guard page follows */
+  memcpy(v, "a \xe2\x82", 4);   /* the space makes it quoted, escaped */
+  const char *kv[] = {"k", v};
+  const size_t lens[] = {1, 4};
+  CHECK(v != NULL);
+  fmt_n_check(buf, sizeof buf, TEXT, "m", 1, kv, lens, 1);
+  CHECK_STR(buf, "ts=T level=info msg=m k=\"a \xe2\x82\"");
+  fmt_n_check(buf, sizeof buf, JSON, "m", 1, kv, lens, 1);
+  CHECK_STR(buf,
+            "{\"ts\":\"T\",\"level\":\"info\",\"msg\":\"m\","
+            "\"k\":\"a \xe2\x82\"}");
+  guard_free(&g);
+}
+
 /* }================================================================== */
 
 /* {==================================================================
@@ -404,6 +460,8 @@ int main(void) {
   check_text_exact();
   check_json_exact();
   check_all_bytes();
+  check_nul_bytes();
+  check_length_bound();
   check_cap64();
   check_truncation_sweep(TEXT);
   check_truncation_sweep(JSON);

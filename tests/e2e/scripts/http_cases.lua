@@ -50,6 +50,36 @@ router:get("/many", function(req, res)
   for i = 1, 20 do extra["X-Extra-" .. i] = string.rep("e", 60) end
   res:send(200, string.rep("b", 3000), extra)
 end)
+-- Header values are Lua strings with a length: a control byte other than
+-- HTAB is refused (a 500 whose logged error names the header), never cut.
+router:get("/echo-header", function(req, res)
+  res:header("X-Echo", req.query.v)
+  res:send(200, "echoed")
+end)
+router:get("/bad-header/:how", function(req, res)
+  local how = req.params.how
+  if how == "nul" then
+    res:send(200, "x", { ["X-Nul"] = "p\0q" })
+  elseif how == "soh" then
+    res:header("X-Soh", "p\1q")
+    res:send(200, "x")
+  elseif how == "del" then
+    res:header("X-Del", "p\127q")
+    res:write("streamed")
+    res:finish()
+  elseif how == "name" then
+    res:send(200, "x", { ["X-N\0ame"] = "v" })
+  elseif how == "json" then
+    res:json(200, { ok = true }, { ["X-Json"] = "a\0" })
+  end
+end)
+router:get("/tab-header", function(req, res)
+  res:header("X-Tab", "a\tb")
+  res:send(200, "x", { ["X-Obs"] = "caf\xc3\xa9 \t end" })
+end)
+router:get("/nul-body", function(req, res)
+  res:send(200, "x\0y\0\0z", { ["X-A"] = "plain" })
+end)
 
 return {
   web = {
