@@ -9,10 +9,9 @@
 #include "addr.h"
 #include "call.h"
 #include "client.h"
-#include "framing.h"
-#include "http.h"
 #include "ipcount.h"
 #include "log.h"
+#include "protocol.h"
 #include "runtime.h"
 #include "service.h"
 
@@ -33,15 +32,6 @@ struct write_req {
 
 static void conn_set_reading(struct lunet_conn *c);
 static void conn_log_lifecycle(struct lunet_conn *c, const char *what);
-
-/* Input may be handed to the protocol: the conn is open and nobody paused
- * it (the user, a write queue past its high-water mark, or a protocol
- * layer's hold). Reading from the socket also needs the peer not to have
- * shut its side. */
-static int conn_accepts_input(const struct lunet_conn *c) {
-  return c->state == CONN_OPEN && !c->paused_by_user && !c->paused_by_queue &&
-         !c->paused_by_hold;
-}
 
 /* {==================================================================
  * Event dispatch into Lua
@@ -81,6 +71,7 @@ static int conn_dispatch(struct lunet_conn *c, enum lunet_handler h,
 /* rate_limit on a stream: a peer over its budget of events is cut off
  * (there is no dropping part of a byte stream). */
 static int conn_rate_ok(struct lunet_conn *c) {
+  if (!(c->svc->opt.rate > 0)) return 1; /* no limit: no call */
   if (lunet_service_rate_ok(c->svc, &c->peer.sa)) return 1;
   lunet_conn_close(c, "rate_limited", 0);
   return 0;
@@ -102,64 +93,55 @@ static void conn_dispatch_bytes(struct lunet_conn *c, enum lunet_handler h,
     lunet_conn_close(c, "handler_error", 1);
 }
 
-static void conn_dispatch_data(struct lunet_conn *c, const char *p,
-                               size_t n) {
-  if (c->svc->handler_ref[LUNET_ON_DATA] == LUA_NOREF) return;
+void lunet_conn_message(struct lunet_conn *c, int h, const char *p, size_t n) {
+  if (c->svc->handler_ref[h] == LUA_NOREF) return;
   if (!conn_rate_ok(c)) return;
-  conn_dispatch_bytes(c, LUNET_ON_DATA, p, n);
+  conn_dispatch_bytes(c, h, p, n);
 }
 
 /* }================================================================== */
 
 /* {==================================================================
- * Framed input: whole lines or length-prefixed messages to on_message
+ * Input: the protocol consumes what it can, the conn keeps the rest
  * =================================================================== */
 
-static int conn_send(struct lunet_conn *c, const char *p, size_t n);
-
-static void conn_reject_oversized(struct lunet_conn *c) {
-  char id[24], max[24], peer[LUNET_ADDR_STRLEN] = "", line[96];
-  snprintf(id, sizeof id, "%" PRIu64, c->id);
-  snprintf(max, sizeof max, "%zu", c->max_message);
-  lunet_addr_format(&c->peer.sa, peer, sizeof peer);
-  lunet_log(LUNET_LOG_WARN, "message too long", "service", c->svc->name,
-            "conn", id, "peer", peer, "max", max, NULL);
-  if (c->framing == LUNET_FRAMING_LINE) {
-    int n = snprintf(line, sizeof line, "error: line too long (max %zu "
-                     "bytes)\n", c->max_message);
-    conn_send(c, line, (size_t)n);
-  }
-  lunet_conn_close(c, "message_too_long", 1);
+int lunet_lunet_conn_accepts_input(const struct lunet_conn *c) {
+  return lunet_conn_accepts_input(c);
 }
 
-/* Delivers the whole messages at the start of buf while the conn is open
- * and reading; returns the bytes consumed (all of them once it closes). */
+/* The protocol handed the conn to another in place after consuming off
+ * bytes of buf: the rest goes to the new one at once. */
+static size_t conn_deliver_switched(struct lunet_conn *c, const char *buf,
+                                    size_t len, size_t off) {
+  const struct lunet_protocol *p;
+  do {
+    p = c->proto;
+    off += p->feed(c, buf + off, len - off);
+  } while (c->proto != p && off < len && c->state == CONN_OPEN);
+  return off;
+}
+
+/* Hands buf to the protocol; returns the bytes consumed (all of them once
+ * the conn closes). */
 static size_t conn_deliver(struct lunet_conn *c, const char *buf,
                            size_t len) {
-  size_t off = 0, msglen, used;
-  const char *msg;
-  if (c->framing == LUNET_FRAMING_HTTP) {
-    off = lunet_http_feed(c, buf, len);
-    return c->state == CONN_OPEN ? off : len;
-  }
-  while (conn_accepts_input(c)) {
-    int r = lunet_frame_next(c->framing, buf + off, len - off,
-                             c->max_message, &msg, &msglen, &used);
-    if (r == LUNET_FRAME_MORE) break;
-    if (r == LUNET_FRAME_TOO_BIG) {
-      conn_reject_oversized(c);
-      break;
-    }
-    off += used;
-    if (!conn_rate_ok(c)) break;
-    if (c->svc->handler_ref[LUNET_ON_MESSAGE] != LUA_NOREF)
-      conn_dispatch_bytes(c, LUNET_ON_MESSAGE, msg, msglen);
-  }
+  const struct lunet_protocol *p = c->proto;
+  size_t off = p->feed(c, buf, len);
+  if (off == len) return len;
+  if (c->proto != p && c->state == CONN_OPEN)
+    off = conn_deliver_switched(c, buf, len, off);
   return c->state == CONN_OPEN ? off : len;
 }
 
-/* Appends to the conn's buffer; bounded because reading stops while a
- * message waits, and no partial message grows past max_message. */
+void lunet_conn_switch(struct lunet_conn *c, const struct lunet_protocol *p) {
+  if (c->proto->detach != NULL) c->proto->detach(c);
+  c->proto = p;
+  c->proto_state = NULL;
+}
+
+/* Appends to the conn's buffer; bounded because a protocol leaves at most
+ * one incomplete message (max_message) or, one message per turn, what one
+ * read brought (reading stops meanwhile). */
 static int conn_keep(struct lunet_conn *c, const char *p, size_t n) {
   if (c->in_len + n > c->in_cap) {
     size_t cap = c->in_cap ? c->in_cap : 1024;
@@ -175,21 +157,15 @@ static int conn_keep(struct lunet_conn *c, const char *p, size_t n) {
 
 static void conn_schedule_input(struct lunet_conn *c);
 
-/* HTTP takes one request per turn (its response may complete at once):
- * whatever follows is delivered on the next loop iteration. */
-static void conn_more_input(struct lunet_conn *c) {
-  if (c->framing == LUNET_FRAMING_HTTP && c->in_len > 0 &&
-      conn_accepts_input(c) && !c->held)
-    conn_schedule_input(c);
-}
-
-/* HTTP parses one request per turn, so bytes it left in `in` are requests
- * waiting for theirs: reading stops until they are consumed, which bounds
- * the buffered input to one read however fast a client pipelines. (Line
- * and length framing leave only an incomplete message, bounded by
- * max_message, and must read on to complete it.) */
+/* A protocol that takes one message per turn (its answer may complete at
+ * once) gets what follows on the next loop iteration, and no more is read
+ * until it has consumed it: the buffered input stays one read however fast
+ * a client pipelines. The bytes other protocols leave are an incomplete
+ * message (bounded by max_message), and reading goes on to complete it. */
 static void conn_note_backlog(struct lunet_conn *c) {
-  unsigned char backlog = c->framing == LUNET_FRAMING_HTTP && c->in_len > 0;
+  unsigned char backlog = c->proto->one_message_per_turn && c->in_len > 0;
+  if (backlog && lunet_conn_accepts_input(c) && !c->held)
+    conn_schedule_input(c);
   if (backlog == c->paused_by_backlog) return;
   c->paused_by_backlog = backlog;
   conn_set_reading(c);
@@ -203,7 +179,6 @@ static void conn_deliver_buffered(struct lunet_conn *c) {
     c->in_len -= used;
     if (c->in_len > 0) {
       memmove(c->in, c->in + used, c->in_len);
-      conn_more_input(c);
     } else {
       free(c->in); /* an idle conn holds no input buffer */
       c->in = NULL, c->in_cap = 0;
@@ -214,7 +189,6 @@ static void conn_deliver_buffered(struct lunet_conn *c) {
 }
 
 static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
-  if (c->framing == LUNET_FRAMING_NONE) return conn_dispatch_data(c, p, n);
   if (c->held) {
     if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
     c->paused_by_hold = 1; /* what is kept stays bounded: one read */
@@ -227,7 +201,6 @@ static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
   }
   if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
   if (c->in_len > n) return conn_deliver_buffered(c);
-  conn_more_input(c);
   conn_note_backlog(c);
 }
 
@@ -255,7 +228,7 @@ void lunet_conn_pending_cb(uv_idle_t *idle) {
     struct lunet_conn *c = lunet_container_of(batch.next, struct lunet_conn,
                                               pending);
     lunet_list_remove(&c->pending);
-    if (conn_accepts_input(c) && !c->held) conn_deliver_buffered(c);
+    if (lunet_conn_accepts_input(c) && !c->held) conn_deliver_buffered(c);
   }
   if (lunet_list_empty(&rt->pending_input)) uv_idle_stop(idle);
 }
@@ -266,46 +239,14 @@ void lunet_conn_pending_cb(uv_idle_t *idle) {
  * The end of input: the peer shut its side
  * =================================================================== */
 
-static void conn_log_truncated(struct lunet_conn *c, size_t expected) {
-  char id[24], want[24], got[24], peer[LUNET_ADDR_STRLEN] = "";
-  snprintf(id, sizeof id, "%" PRIu64, c->id);
-  snprintf(want, sizeof want, "%zu", expected);
-  snprintf(got, sizeof got, "%zu", c->in_len);
-  lunet_addr_format(&c->peer.sa, peer, sizeof peer);
-  lunet_log(LUNET_LOG_INFO, "message cut by eof", "service", c->svc->name,
-            "conn", id, "peer", peer, "expected", want, "received", got, NULL);
-}
-
-/* What the framing makes of the bytes left at EOF: the last line is
- * delivered, a cut length-prefixed message is reported. Returns the close
- * reason. */
-static const char *conn_frame_eof(struct lunet_conn *c) {
-  const char *msg;
-  size_t msglen, expected;
-  int r = lunet_frame_eof(c->framing, c->in, c->in_len, c->max_message, &msg,
-                          &msglen, &expected);
-  if (r == LUNET_FRAME_OK && conn_rate_ok(c) &&
-      c->svc->handler_ref[LUNET_ON_MESSAGE] != LUA_NOREF)
-    conn_dispatch_bytes(c, LUNET_ON_MESSAGE, msg, msglen);
-  if (r == LUNET_FRAME_TOO_BIG) conn_reject_oversized(c);
-  if (r != LUNET_FRAME_TRUNCATED) return "eof";
-  conn_log_truncated(c, expected);
-  return "eof_truncated";
-}
-
 /* Runs once nothing more can be delivered (paused conns wait for their
- * resume, a pipelined HTTP request for its turn): the protocol says what
- * the rest means, and the conn closes gracefully, so what its handlers
- * wrote still reaches the peer. */
+ * resume, messages kept by a one-per-turn protocol for their turn): the
+ * protocol says what the rest means, and the conn closes gracefully, so
+ * what its handlers wrote still reaches the peer. */
 static void conn_end_input(struct lunet_conn *c) {
-  const char *reason = "eof";
-  if (!conn_accepts_input(c)) return;
-  if (c->framing == LUNET_FRAMING_HTTP) {
-    if (c->in_len > 0 && !c->held) return; /* the next request's turn */
-    reason = lunet_http_eof(c);
-  } else if (c->framing != LUNET_FRAMING_NONE) {
-    reason = conn_frame_eof(c);
-  }
+  if (!lunet_conn_accepts_input(c)) return;
+  if (c->paused_by_backlog && !c->held) return; /* the next one's turn */
+  const char *reason = c->proto->eof != NULL ? c->proto->eof(c) : "eof";
   lunet_conn_close(c, reason, 1);
 }
 
@@ -315,7 +256,7 @@ static void conn_end_input(struct lunet_conn *c) {
 static void conn_peer_eof(struct lunet_conn *c) {
   c->peer_eof = 1;
   c->reading = 0;
-  if (conn_accepts_input(c)) conn_deliver_buffered(c);
+  if (lunet_conn_accepts_input(c)) conn_deliver_buffered(c);
 }
 
 /* }================================================================== */
@@ -343,6 +284,13 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     lunet_conn_close(c, uv_err_name((int)nread), 0);
 }
 
+/* As a read would: conn_on_bytes keeps one caller, inlined in the read
+ * callback. */
+void lunet__conn_feed(struct lunet_conn *c, const char *p, size_t n) {
+  uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+  conn_read_cb((uv_stream_t *)&c->tcp, (ssize_t)n, &buf);
+}
+
 /* Runs on_close while the struct is still valid, then frees it. */
 static void conn_close_cb(uv_handle_t *h) {
   struct lunet_conn *c = h->data;
@@ -358,7 +306,7 @@ static void conn_close_cb(uv_handle_t *h) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
   c->self_ref = LUA_NOREF;
   lunet_list_remove(&c->pending);
-  lunet_http_detach(c);
+  if (c->proto->detach != NULL) c->proto->detach(c);
   if (c->ip_counted) lunet_ipcount_release(c->svc->per_ip, &c->peer.sa);
   lunet_service_conn_gone(c->svc);
   free(c->in);
@@ -413,7 +361,7 @@ void lunet_conn_sweep(struct lunet_runtime *rt, int force) {
  * its side and no pipelined request waits in `in`. A conn that accepts
  * input is scheduled to deliver what it kept (and, after EOF, to end). */
 static void conn_set_reading(struct lunet_conn *c) {
-  int accepts = conn_accepts_input(c);
+  int accepts = lunet_conn_accepts_input(c);
   int want = accepts && !c->peer_eof && !c->paused_by_backlog;
   if (want != c->reading) {
     if (want)
@@ -477,7 +425,7 @@ static struct lunet_conn *conn_alloc(struct lunet_service *svc) {
   uv_tcp_init(&svc->rt->loop, &c->tcp);
   c->tcp.data = c;
   c->svc = svc;
-  c->framing = (unsigned char)svc->opt.framing;
+  c->proto = lunet_service_protocol(svc);
   c->max_message = svc->opt.max_message;
   c->close_reason = "closed";
   lunet_list_init(&c->pending);
@@ -518,16 +466,13 @@ static void conn_start(struct lunet_conn *c) {
   conn_dispatch(c, LUNET_ON_CONNECT, 0);
 }
 
-/* Over a limit the new conn is closed at once (HTTP clients are told 503
- * first); existing conns are untouched. One log record a second says how
- * many were refused. */
+/* Over a limit the new conn is closed at once (its protocol may say why
+ * first: HTTP answers 503); existing conns are untouched. One log record
+ * a second says how many were refused. */
 static void conn_refuse(struct lunet_conn *c, const char *why) {
-  static const char busy[] =
-      "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
-      "Content-Type: text/plain\r\nContent-Length: 20\r\n"
-      "Connection: close\r\n\r\nService Unavailable\n";
-  if (c->svc->kind == LUNET_KIND_HTTP) {
-    uv_buf_t buf = uv_buf_init((char *)busy, sizeof busy - 1);
+  if (c->proto->refusal != NULL) {
+    uv_buf_t buf =
+        uv_buf_init((char *)c->proto->refusal, (unsigned)c->proto->refusal_len);
     uv_try_write((uv_stream_t *)&c->tcp, &buf, 1); /* best effort */
   }
   lunet_service_refused(c->svc, why);
@@ -565,27 +510,33 @@ void lunet_conn_accept(struct lunet_service *svc, uv_stream_t *server) {
   conn_start(c);
 }
 
-/* idle_timeout: no input for that long (graceful: what is queued goes).
- * write_timeout: output queued and not moving (the peer stopped reading):
- * dropped. */
+/* write_timeout: output queued and not moving (the peer stopped reading):
+ * dropped. Then the protocol's own deadlines, or idle_timeout: no input
+ * for that long (graceful: what is queued goes). */
 static void conn_check_timeouts(struct lunet_conn *c, uint64_t now) {
   const struct lunet_service_options *o = &c->svc->opt;
   if (c->state != CONN_OPEN) return;
   if (o->write_timeout_ms && c->wq_bytes > 0 &&
       now - c->write_stalled_ms >= o->write_timeout_ms)
     return lunet_conn_close(c, "write_timeout", 0);
-  if (o->idle_timeout_ms && c->framing != LUNET_FRAMING_HTTP &&
-      now - c->last_read_ms >= o->idle_timeout_ms)
+  if (c->proto->timeouts != NULL) return c->proto->timeouts(c, now);
+  if (o->idle_timeout_ms && now - c->last_read_ms >= o->idle_timeout_ms)
     lunet_conn_close(c, "idle_timeout", 1);
 }
 
 void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now) {
   struct lunet_list *q, *next;
-  if (!svc->opt.write_timeout_ms && !svc->opt.idle_timeout_ms) return;
+  if (!svc->opt.write_timeout_ms && !svc->opt.idle_timeout_ms &&
+      lunet_service_protocol(svc)->timeouts == NULL)
+    return;
   for (q = svc->conns.next; q != &svc->conns; q = next) {
     next = q->next;
     conn_check_timeouts(lunet_container_of(q, struct lunet_conn, node), now);
   }
+}
+
+int lunet_conn_in_flight(const struct lunet_conn *c) {
+  return c->proto->in_flight != NULL && c->proto->in_flight(c);
 }
 
 struct lunet_conn *lunet__conn_adopt(struct lunet_service *svc, int fd) {

@@ -15,6 +15,7 @@
 #include "addr.h"
 #include "list.h"
 
+struct lunet_protocol;
 struct lunet_runtime;
 struct lunet_service;
 
@@ -50,11 +51,12 @@ struct lunet_conn {
                                     answered) before the conn closes */
   uint64_t last_read_ms;         /* idle_timeout */
   uint64_t write_stalled_ms;     /* output queued and not moving since */
-  unsigned char framing; /* fixed at connect: a reload applies to new conns */
+  /* Fixed at connect (a reload's framing applies to new conns); a
+   * protocol may hand the conn to another (lunet_conn_switch). */
+  const struct lunet_protocol *proto;
+  void *proto_state; /* the protocol's, or NULL */
   size_t max_message;
   struct lunet_connect_req *connect_req; /* while CONN_CONNECTING */
-  struct lunet_http *http; /* http: parser state, only while a request is
-                              on its way or being answered */
   uint32_t http_requests;  /* http: requests answered on this conn */
   char *in;              /* partial message between reads; NULL when none */
   size_t in_len;
@@ -88,8 +90,13 @@ void lunet_conn_pending_cb(uv_idle_t *idle);
 void lunet_conn_close(struct lunet_conn *c, const char *reason,
                       int graceful);
 
-/* Enforces idle_timeout and write_timeout on svc's conns (once a second). */
+/* Enforces write_timeout, then the protocol's deadlines or idle_timeout,
+ * on svc's conns (once a second). */
 void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now);
+
+/* Shutdown: 1 while the protocol is handling a message, so the conn
+ * closes once it is answered instead of now. */
+int lunet_conn_in_flight(const struct lunet_conn *c);
 
 /* Force-closes draining conns past their deadline (all of them if force). */
 void lunet_conn_sweep(struct lunet_runtime *rt, int force);
@@ -104,6 +111,37 @@ int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n);
  * that arrive meanwhile are kept and reading stops until release, which
  * delivers them from the loop. No syscall unless input does arrive. */
 void lunet_conn_hold(struct lunet_conn *c, int hold);
+
+/* {==================================================================
+ * For protocols (protocol.h)
+ * =================================================================== */
+
+/* 1 while input may be handed to the protocol: the conn is open and
+ * neither the user (conn:pause), a write queue past its high-water mark
+ * nor a protocol's hold paused it. Reading from the socket also needs
+ * the peer not to have shut its side. A protocol delivering several
+ * messages from one feed checks it after each. */
+static inline int lunet_conn_accepts_input(const struct lunet_conn *c) {
+  return c->state == CONN_OPEN && !c->paused_by_user && !c->paused_by_queue &&
+         !c->paused_by_hold;
+}
+
+/* One message (or a raw read) to handler h (an enum lunet_handler:
+ * LUNET_ON_DATA or LUNET_ON_MESSAGE), with
+ * the service's rate_limit (over it, the conn is closed). A handler error
+ * closes this conn only. Nothing when the service has no such handler. */
+void lunet_conn_message(struct lunet_conn *c, int h, const char *p, size_t n);
+
+/* Hands the conn to protocol p in place (HTTP/1.1 Upgrade, HTTP/2 prior
+ * knowledge), from inside the old protocol's feed: the old one's state is
+ * detached, and the bytes after what that feed consumed go to p at once. */
+void lunet_conn_switch(struct lunet_conn *c, const struct lunet_protocol *p);
+
+/* Input as if read from the socket (unit tests and fuzzing drive a
+ * protocol through it). */
+void lunet__conn_feed(struct lunet_conn *c, const char *p, size_t n);
+
+/* }================================================================== */
 
 /* Pushes the conn's box. */
 void lunet_conn_push(lua_State *L, const struct lunet_conn *c);

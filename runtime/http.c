@@ -9,6 +9,7 @@
 #include "call.h"
 #include "conn.h"
 #include "log.h"
+#include "protocol.h"
 #include "runtime.h"
 #include "service.h"
 
@@ -16,6 +17,14 @@
 
 
 static struct lunet_http *http_of(llhttp_t *p) { return p->data; }
+
+/* The conn's HTTP state: made by its first byte, let go while idle. */
+static struct lunet_http *conn_http(const struct lunet_conn *c) {
+  return c->proto_state;
+}
+
+static int http_attach(struct lunet_conn *c);
+static void http_detach(struct lunet_conn *c);
 
 static const struct lunet_service_options *opts(struct lunet_http *h) {
   return &h->c->svc->opt;
@@ -238,12 +247,15 @@ static void log_bad_request(struct lunet_http *h, llhttp_errno_t err,
             llhttp_get_error_reason(&h->parser), NULL);
 }
 
-size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
-  if (c->http == NULL && lunet_http_attach(c) < 0) {
+/* Parses what it can of buf; stops after a whole request, which it
+ * dispatches, so what follows waits for its turn in the conn. Returns the
+ * bytes consumed (all of them once the conn is closing). */
+static size_t http_feed(struct lunet_conn *c, const char *buf, size_t len) {
+  if (conn_http(c) == NULL && http_attach(c) < 0) {
     lunet_conn_close(c, "ENOMEM", 0);
     return len;
   }
-  struct lunet_http *h = c->http;
+  struct lunet_http *h = conn_http(c);
   if (h->phase == HTTP_HANDLING || h->phase == HTTP_DONE) return 0;
   h->feed_end = buf + len;
   llhttp_errno_t err = llhttp_execute(&h->parser, buf, len);
@@ -257,7 +269,7 @@ size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len) {
     /* Answered already and nothing more came: the conn goes idle without
      * parser state (memory per idle conn stays that of a TCP conn). */
     if (h->phase == HTTP_IDLE && used == len && c->in_len == 0 && !c->held)
-      lunet_http_detach(c);
+      http_detach(c);
     return used;
   }
   int status = status_for(h);
@@ -283,8 +295,12 @@ static void log_cut_request(struct lunet_http *h) {
             "received", got, "expected", want, NULL);
 }
 
-const char *lunet_http_eof(struct lunet_conn *c) {
-  struct lunet_http *h = c->http;
+/* The peer shut its side and every request it sent whole has had its
+ * turn. A request still being answered is abandoned: the client is taken
+ * to have left (nginx's 499), so its response goes nowhere. A request cut
+ * short is logged. */
+static const char *http_eof(struct lunet_conn *c) {
+  struct lunet_http *h = conn_http(c);
   if (h == NULL || h->phase != HTTP_READING) return "eof";
   log_cut_request(h);
   reset_request(h);
@@ -307,7 +323,7 @@ static struct lunet_http *state_new(struct lunet_runtime *rt) {
   return h;
 }
 
-int lunet_http_attach(struct lunet_conn *c) {
+static int http_attach(struct lunet_conn *c) {
   struct lunet_http *h = state_new(c->svc->rt);
   if (h == NULL) return UV_ENOMEM;
   llhttp_init(&h->parser, HTTP_REQUEST, &settings);
@@ -315,7 +331,7 @@ int lunet_http_attach(struct lunet_conn *c) {
   h->c = c;
   h->phase = HTTP_IDLE;
   h->error_status = 0;
-  c->http = h;
+  c->proto_state = h;
   return 0;
 }
 
@@ -334,12 +350,12 @@ void lunet_http_cache_free(struct lunet_runtime *rt) {
   rt->http_cached = 0;
 }
 
-void lunet_http_detach(struct lunet_conn *c) {
-  struct lunet_http *h = c->http;
+static void http_detach(struct lunet_conn *c) {
+  struct lunet_http *h = conn_http(c);
   struct lunet_runtime *rt = c->svc->rt;
   if (h == NULL) return;
   lunet__http_release_response(rt->L, h);
-  c->http = NULL;
+  c->proto_state = NULL;
   h->c = NULL;
   if (rt->http_cached == HTTP_CACHE_MAX || rt->tearing_down) {
     state_free(rt->L, h);
@@ -352,8 +368,8 @@ void lunet_http_detach(struct lunet_conn *c) {
   rt->http_cached++;
 }
 
-int lunet_http_in_flight(const struct lunet_conn *c) {
-  return c->http != NULL && c->http->phase == HTTP_HANDLING;
+static int http_in_flight(const struct lunet_conn *c) {
+  return conn_http(c) != NULL && conn_http(c)->phase == HTTP_HANDLING;
 }
 
 /* An idle keep-alive conn keeps no parser state (it is made again by the
@@ -362,15 +378,15 @@ int lunet_http_in_flight(const struct lunet_conn *c) {
 static void check_idle(struct lunet_conn *c, uint64_t now) {
   if (now - c->last_read_ms >= c->svc->opt.keepalive_timeout_ms)
     return lunet_conn_close(c, "idle_timeout", 1);
-  if (c->http != NULL && c->http->phase == HTTP_IDLE && c->in_len == 0 &&
-      !c->held)
-    lunet_http_detach(c);
+  if (conn_http(c) != NULL && conn_http(c)->phase == HTTP_IDLE &&
+      c->in_len == 0 && !c->held)
+    http_detach(c);
 }
 
 /* A request that does not finish arriving gets 408; a handler that never
  * answers gets 504. */
 static void check_deadline(struct lunet_conn *c, uint64_t now) {
-  struct lunet_http *h = c->http;
+  struct lunet_http *h = conn_http(c);
   if (c->state != CONN_OPEN) return;
   if (h == NULL || h->phase == HTTP_IDLE) return check_idle(c, now);
   if (now < h->deadline) return;
@@ -385,13 +401,22 @@ static void check_deadline(struct lunet_conn *c, uint64_t now) {
   }
 }
 
-void lunet_http_sweep(struct lunet_service *svc, uint64_t now) {
-  struct lunet_list *q, *next;
-  for (q = svc->conns.next; q != &svc->conns; q = next) {
-    next = q->next;
-    check_deadline(lunet_container_of(q, struct lunet_conn, node), now);
-  }
-}
+static const char http_busy[] =
+    "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+    "Content-Type: text/plain\r\nContent-Length: 20\r\n"
+    "Connection: close\r\n\r\nService Unavailable\n";
+
+const struct lunet_protocol lunet_proto_http1 = {
+    .name = "http/1.1",
+    .feed = http_feed,
+    .eof = http_eof,
+    .timeouts = check_deadline,
+    .in_flight = http_in_flight,
+    .detach = http_detach,
+    .refusal = http_busy,
+    .refusal_len = sizeof http_busy - 1,
+    .one_message_per_turn = 1,
+};
 
 void lunet_http_open(lua_State *L) {
   llhttp_settings_init(&settings);

@@ -12,32 +12,12 @@
 #include <lua.h>
 
 struct lunet_conn;
+struct lunet_protocol;
 struct lunet_runtime;
 struct lunet_service;
 
-/* Gives an accepted conn its HTTP state; 0 or UV_ENOMEM. */
-int lunet_http_attach(struct lunet_conn *c);
-
-/* Parses what it can of buf; returns the bytes consumed (all of them once
- * the conn is closing). Stops after a whole request, which it dispatches. */
-size_t lunet_http_feed(struct lunet_conn *c, const char *buf, size_t len);
-
-/* The peer shut its side and every request it sent whole has had its
- * turn. A request still being answered is abandoned: the client is taken
- * to have left (nginx's 499), so its response goes nowhere. A request cut
- * short is logged. Returns the close reason, "eof" or "eof_truncated". */
-const char *lunet_http_eof(struct lunet_conn *c);
-
-/* The conn is being freed: outstanding response objects go dead. */
-void lunet_http_detach(struct lunet_conn *c);
-
-/* Enforces header-read (408), keep-alive idle and handler (504)
- * deadlines on the service's conns; called once a second. */
-void lunet_http_sweep(struct lunet_service *svc, uint64_t now);
-
-/* Shutdown: 1 when a request is being answered, so the conn closes once
- * its response is complete instead of now. */
-int lunet_http_in_flight(const struct lunet_conn *c);
+/* HTTP/1.1 as a conn's protocol (protocol.h). */
+extern const struct lunet_protocol lunet_proto_http1;
 
 /* For the request object (req) at idx: pushes its params as set or made
  * so far (nil when none yet) without making them, and returns 1; for any

@@ -180,7 +180,6 @@ static void sweep_cb(uv_timer_t *h) {
     events += svc->metrics.messages + svc->metrics.accepted;
     update_rates(svc);
     lunet_conn_timeouts(svc, uv_now(h->loop));
-    if (svc->kind == LUNET_KIND_HTTP) lunet_http_sweep(svc, uv_now(h->loop));
   }
   lunet_gc_sweep(rt, events == rt->events_at_sweep);
   rt->events_at_sweep = events;
@@ -314,7 +313,7 @@ static void close_conns_of(struct lunet_list *services, int graceful) {
       struct lunet_conn *c = lunet_container_of(q, struct lunet_conn, node);
       next = q->next;
       /* A request being answered finishes first; its response closes. */
-      if (graceful && lunet_http_in_flight(c)) continue;
+      if (graceful && lunet_conn_in_flight(c)) continue;
       lunet_conn_close(c, "shutdown", graceful);
     }
   }

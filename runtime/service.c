@@ -7,6 +7,8 @@
 #include <lauxlib.h>
 
 #include "framing.h"
+#include "http.h"
+#include "protocol.h"
 #include "runtime.h"
 #include "ipcount.h"
 #include "log.h"
@@ -133,6 +135,19 @@ void lunet_service_retire(struct lunet_service *svc) {
   lunet_service_unlisten(svc);
   svc->retired = 1;
   if (svc->nconns == 0) lunet_service_free(svc);
+}
+
+const struct lunet_protocol *lunet_service_protocol(
+    const struct lunet_service *svc) {
+  switch (svc->opt.framing) {
+    case LUNET_FRAMING_LINE:
+      return &lunet_proto_line;
+    case LUNET_FRAMING_LENGTH:
+      return &lunet_proto_length;
+    case LUNET_FRAMING_HTTP:
+      return &lunet_proto_http1;
+  }
+  return &lunet_proto_raw;
 }
 
 void lunet_service_conn_gone(struct lunet_service *svc) {

@@ -13,6 +13,7 @@
 #include "list.h"
 #include "metrics.h"
 
+struct lunet_protocol;
 struct lunet_runtime;
 
 enum lunet_handler {
@@ -113,6 +114,10 @@ int lunet_service_rate_ok(struct lunet_service *svc,
 
 /* Stops accepting; the service is freed once its last conn is gone. */
 void lunet_service_retire(struct lunet_service *svc);
+
+/* The protocol a new conn of svc speaks, from its kind and framing. */
+const struct lunet_protocol *lunet_service_protocol(
+    const struct lunet_service *svc);
 
 /* Called when a conn of svc is freed. */
 void lunet_service_conn_gone(struct lunet_service *svc);
