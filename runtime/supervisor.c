@@ -265,6 +265,7 @@ static void slot_spawn(struct lunet_worker_slot *w) {
   w->heard_ms = w->started_ms;
   w->busy_ms = 0;
   w->over_budget = w->unresponsive = 0;
+  w->busy_len = 0;
   lunet_channel_start(&w->ch);
   lunet__sup_busy_start(w);
   snprintf(pid, sizeof pid, "%ld", w->pid);

@@ -32,7 +32,9 @@ struct lunet_worker_slot {
   uv_process_t proc;
   struct lunet_channel ch;
   uv_pipe_t busy; /* the worker's busy reports (worker_busy.h) */
-  char busy_buf[64];
+  char busy_buf[256];
+  char busy_line[160]; /* a report cut by a read */
+  size_t busy_len;
   uv_timer_t restart_timer;
   long pid;         /* 0 while no process runs in the slot */
   int ready;        /* has said it serves */
@@ -43,6 +45,7 @@ struct lunet_worker_slot {
   uint64_t heard_ms; /* the last frame: the worker's loop ran */
   uint64_t busy_ms;  /* the last report of a handler within budget */
   int over_budget;   /* reported since: that handler overran it */
+  char where[160];   /* "SERVICE HANDLER" it overran in, if said */
   int unresponsive;  /* killed for silence: its exit is no crash */
   uint64_t replaced; /* processes of this slot replaced */
   int last_replaced; /* why the last one was; -1: never */

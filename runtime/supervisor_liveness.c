@@ -26,15 +26,29 @@ void lunet__sup_heard(struct lunet_worker_slot *w) {
   w->over_budget = 0; /* the loop runs: no handler is in the way */
 }
 
+static void busy_line(struct lunet_worker_slot *w, const char *line) {
+  if (line[0] == LUNET_BUSY_WITHIN) {
+    w->busy_ms = uv_now(&w->sup->loop);
+    w->over_budget = 0;
+  } else if (line[0] == LUNET_BUSY_OVER) {
+    w->over_budget = 1;
+    snprintf(w->where, sizeof w->where, "%s", line[1] == ' ' ? line + 2 : "");
+  }
+}
+
+/* Reports are lines; one cut by a read waits in busy_line for its end. A
+ * line longer than the buffer (no worker writes one) is cut. */
 static void busy_report(struct lunet_worker_slot *w, const char *bytes,
                         size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (bytes[i] == LUNET_BUSY_WITHIN) {
-      w->busy_ms = uv_now(&w->sup->loop);
-      w->over_budget = 0;
-    } else if (bytes[i] == LUNET_BUSY_OVER) {
-      w->over_budget = 1;
+    if (bytes[i] != '\n') {
+      if (w->busy_len + 1 < sizeof w->busy_line)
+        w->busy_line[w->busy_len++] = bytes[i];
+      continue;
     }
+    w->busy_line[w->busy_len] = '\0';
+    busy_line(w, w->busy_line);
+    w->busy_len = 0;
   }
 }
 
@@ -92,17 +106,36 @@ static const char *last_seen(const struct lunet_worker_slot *w) {
   return w->busy_ms > w->heard_ms ? "handler" : "loop";
 }
 
+/* The log record's pairs, those with a value only. */
+static void log_unresponsive(const char *const *kv, size_t n) {
+  const char *pairs[32];
+  int np = 0;
+  for (size_t i = 0; i + 1 < n && np < 16; i += 2) {
+    if (kv[i + 1][0] == '\0') continue;
+    pairs[2 * np] = kv[i];
+    pairs[2 * np + 1] = kv[i + 1];
+    np++;
+  }
+  lunet_log_pairs(LUNET_LOG_ERROR, "worker unresponsive", pairs, np);
+}
+
 static void kill_unresponsive(struct lunet_worker_slot *w, uint64_t silent) {
   char id[16], pid[24], secs[24], limit[24], state[16], wchan[64];
+  char service[64] = "", handler[64] = "";
   snprintf(id, sizeof id, "%d", w->id);
   snprintf(pid, sizeof pid, "%ld", w->pid);
   snprintf(secs, sizeof secs, "%.1f", (double)silent / 1000);
   snprintf(limit, sizeof limit, "%g",
            (double)w->sup->cli->worker_timeout_ms / 1000);
   proc_state(w->pid, state, sizeof state, wchan, sizeof wchan);
-  lunet_log(LUNET_LOG_ERROR, "worker unresponsive", "id", id, "pid", pid,
-            "silent_s", secs, "timeout_s", limit, "last_seen", last_seen(w),
-            "state", state, wchan[0] ? "wchan" : NULL, wchan, NULL);
+  /* Where the handler that overran was, as the worker said. */
+  if (!w->over_budget || sscanf(w->where, "%63s %63s", service, handler) != 2)
+    service[0] = handler[0] = '\0';
+  const char *kv[] = {
+      "id",        id,      "pid",       pid,          "silent_s", secs,
+      "timeout_s", limit,   "last_seen", last_seen(w), "service",  service,
+      "handler",   handler, "state",     state,        "wchan",    wchan};
+  log_unresponsive(kv, sizeof kv / sizeof *kv);
   w->unresponsive = 1;
   /* SIGKILL: a stopped process, or one blocked in a call, takes nothing
    * else. Its exit is replaced in slot_exited, as unresponsive. */

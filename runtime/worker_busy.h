@@ -12,11 +12,14 @@
 struct lunet_budget;
 struct lunet_worker_busy;
 
-/* One byte per report. */
+/* One line per report: the letter, and for an overrun where the loop
+ * thread was found, "o SERVICE HANDLER\n" ("o\n" when it could not say). */
 #define LUNET_BUSY_WITHIN 'b' /* a handler runs, within its budget */
 #define LUNET_BUSY_OVER 'o'   /* the handler running has overrun it */
 
-/* Starts the thread writing to fd (which it then owns). Nothing starts
+/* Starts the thread writing to fd (which it then owns), and the signal
+ * by which it asks the loop thread where it is. Call on the loop thread.
+ * Nothing starts
  * without a time budget, since a handler then has no bound to be within:
  * *out stays NULL. 0 or a UV error. */
 int lunet_worker_busy_start(struct lunet_worker_busy **out,
