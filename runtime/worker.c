@@ -196,10 +196,8 @@ static void liveness_start(struct lunet_worker *w) {
   if (fcntl(LUNET_WORKER_BUSY_FD, F_GETFD) < 0) return;
   r = lunet_worker_busy_start(&w->busy, &w->rt->budget, LUNET_WORKER_BUSY_FD);
   if (r < 0)
-    lunet_log(LUNET_LOG_WARN,
-              "cannot report busy handlers to the "
-              "supervisor",
-              "error", uv_strerror(r), NULL);
+    lunet_log(LUNET_LOG_WARN, "cannot report busy handlers", "error",
+              uv_strerror(r), NULL);
 }
 
 /* }================================================================== */
