@@ -21,6 +21,7 @@ enum lunet_frame {
   LUNET_FRAME_RELOADED = 'h',     /* "ID ok|error OUTCOME" */
   LUNET_FRAME_STATS = 's',        /* "ID BODY" */
   LUNET_FRAME_METRICS_ADDR = 'm', /* the script's `metrics = ADDR` */
+  LUNET_FRAME_HEARTBEAT = 'b',    /* "", from the loop, once a second */
   LUNET_FRAME_DELIVER = 'P',      /* "TOPIC\0MSG" published by another worker */
   LUNET_FRAME_RELOAD = 'H',       /* "ID" */
   LUNET_FRAME_STATS_ASK = 'S'     /* "ID json|text|prometheus" */

@@ -27,6 +27,9 @@ const char lunet_cli_usage[] =
     "                          0: unlimited)\n"
     "  --workers N|auto        N worker processes sharing the listeners\n"
     "                          (auto: one per core)\n"
+    "  --worker-timeout SEC    kill and replace a worker whose loop has not\n"
+    "                          answered for SEC seconds (default 30, 0: off;\n"
+    "                          a handler within its --budget is not silence)\n"
     "  --watch                 reload when the script or its modules change\n"
     "  --metrics ADDR          serve GET /metrics (Prometheus) on ADDR\n"
     "  --control PATH          control socket for `lunet reload` (default:\n"
@@ -88,6 +91,19 @@ static int parse_seconds(struct parser *p, const char *value, unsigned *ms) {
     return fail(p, "--shutdown-timeout expects seconds (0.001 to 3600), "
                    "got '%s'", value);
   *ms = (unsigned)rounded;
+  return 0;
+}
+
+/* 0 turns the check off; below a second it would be shorter than the
+ * heartbeat period (worker.c), and every worker would look silent. */
+static int parse_worker_timeout(struct parser *p, const char *value,
+                                unsigned *ms) {
+  char *end;
+  double s = strtod(value, &end);
+  if (*value == '\0' || *end != '\0' || !(s == 0 || (s >= 1 && s <= 86400)))
+    return fail(p, "--worker-timeout expects seconds (1 to 86400, 0: off), "
+                   "got '%s'", value);
+  *ms = (unsigned)(s * 1000 + 0.5);
   return 0;
 }
 
@@ -158,6 +174,8 @@ static int parse_option(struct parser *p, struct lunet_cli *cli,
   if (is_instance_command(cli)) return parse_instance_option(p, cli, arg);
   if ((v = option_value(p, arg, "--workers")) != NULL)
     return *v ? parse_workers(p, cli, v) : fail(p, "%s needs a value", arg);
+  if ((v = option_value(p, arg, "--worker-timeout")) != NULL)
+    return parse_worker_timeout(p, v, &cli->worker_timeout_ms);
   if (strcmp(arg, "--watch") == 0) return cli->watch = 1, 0;
   if ((v = option_value(p, arg, "--metrics")) != NULL) {
     cli->metrics = v;
@@ -247,6 +265,7 @@ int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
   cli->shutdown_timeout_ms = 10000;
   cli->budget_ms = 1000;
   cli->memory_limit_mb = 1024;
+  cli->worker_timeout_ms = 30000;
   if (argc < 2) return fail(&p, "missing command%s", "");
   if (parse_command(&p, cli) < 0) return -1;
   if (cli->command == LUNET_CMD_HELP || cli->command == LUNET_CMD_VERSION)

@@ -35,6 +35,8 @@ struct lunet_cli {
   unsigned budget_ms;       /* per handler call; 0: none */
   unsigned memory_limit_mb; /* Lua heap; 0: none */
   int workers;   /* run --workers N: a supervisor and N workers; 0: none */
+  unsigned worker_timeout_ms; /* a worker's loop silent this long is
+                                 killed and replaced; 0: never */
   int worker_id; /* in a worker process, its id (1..workers); else 0 */
   int script_argc; /* arguments after "--", handed to the script */
   char **script_argv;

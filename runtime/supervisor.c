@@ -21,6 +21,9 @@
 
 extern char **environ;
 
+const char *const lunet__replaced_names[LUNET_REPLACED_REASONS] = {
+    "crashed", "unresponsive"};
+
 static void slot_spawn(struct lunet_worker_slot *w);
 static void sup_shutdown(struct lunet_supervisor *sup, const char *why);
 
@@ -103,6 +106,7 @@ static void metrics_reported(struct lunet_supervisor *sup, const char *addr,
 static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
                      size_t len) {
   struct lunet_worker_slot *w = ch->data;
+  lunet__sup_heard(w);
   switch (type) {
     case LUNET_FRAME_LISTENING:
       remember_port(w->sup, payload, len);
@@ -190,12 +194,14 @@ static void slot_channel_closed(struct lunet_channel *ch) {
 
 static int spawn_process(struct lunet_worker_slot *w, char **env) {
   struct lunet_supervisor *sup = w->sup;
-  uv_stdio_container_t stdio[4] = {
+  uv_stdio_container_t stdio[5] = {
       {.flags = UV_IGNORE},
       {.flags = UV_INHERIT_FD, .data.fd = STDOUT_FILENO},
       {.flags = UV_INHERIT_FD, .data.fd = STDERR_FILENO},
       {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE,
-       .data.stream = (uv_stream_t *)&w->ch.pipe}};
+       .data.stream = (uv_stream_t *)&w->ch.pipe},
+      {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, /* LUNET_WORKER_BUSY_FD */
+       .data.stream = (uv_stream_t *)&w->busy}};
   /* Own session: a terminal's Ctrl-C reaches the supervisor only, which
    * then stops each worker once (a second signal would force it). */
   uv_process_options_t o = {.exit_cb = slot_exited,
@@ -203,7 +209,7 @@ static int spawn_process(struct lunet_worker_slot *w, char **env) {
                             .args = sup->argv,
                             .env = env,
                             .flags = UV_PROCESS_DETACHED,
-                            .stdio_count = 4,
+                            .stdio_count = 5,
                             .stdio = stdio};
   w->proc.data = w;
   return uv_spawn(&sup->loop, &w->proc, &o);
@@ -239,8 +245,10 @@ static void slot_spawn(struct lunet_worker_slot *w) {
   lunet_channel_init(&w->ch, &sup->loop, frame_cb, channel_end);
   w->ch.data = w;
   w->ch.on_closed = slot_channel_closed;
+  uv_pipe_init(&sup->loop, &w->busy, 0);
+  w->busy.data = w;
   int r = env != NULL ? spawn_process(w, env) : UV_ENOMEM;
-  w->open_handles = env != NULL ? 2 : 1;
+  w->open_handles = env != NULL ? 3 : 2;
   if (env != NULL) free_env(env);
   if (r < 0) {
     lunet_log(LUNET_LOG_ERROR, "cannot start worker", "id", id_text(w->id, id),
@@ -248,12 +256,18 @@ static void slot_spawn(struct lunet_worker_slot *w) {
     /* A failed uv_spawn leaves its handle initialized: it is closed too. */
     if (env != NULL) uv_close((uv_handle_t *)&w->proc, slot_handle_closed);
     lunet_channel_close(&w->ch);
+    uv_close((uv_handle_t *)&w->busy, slot_handle_closed);
     return schedule_restart(w, next_backoff(w, 0));
   }
   w->pid = w->proc.pid;
   w->ready = 0;
   w->started_ms = uv_now(&sup->loop);
+  w->heard_ms = w->started_ms;
+  w->busy_ms = 0;
+  w->over_budget = w->unresponsive = 0;
+  w->busy_len = 0;
   lunet_channel_start(&w->ch);
+  lunet__sup_busy_start(w);
   snprintf(pid, sizeof pid, "%ld", w->pid);
   lunet_log(LUNET_LOG_INFO, "worker started", "id", id_text(w->id, id), "pid",
             pid, NULL);
@@ -291,6 +305,7 @@ static void slot_exited(uv_process_t *proc, int64_t status, int signum) {
   w->pid = 0;
   w->ready = 0;
   uv_close((uv_handle_t *)proc, slot_handle_closed);
+  uv_close((uv_handle_t *)&w->busy, slot_handle_closed);
   lunet_channel_close(&w->ch);
   if (sup->shutting_down) {
     if (status != 0 || signum != 0) sup->exit_code = 1;
@@ -301,7 +316,12 @@ static void slot_exited(uv_process_t *proc, int64_t status, int signum) {
   } else if (status == 0 && signum == 0) {
     sup_shutdown(sup, "a worker exited cleanly");
   } else {
+    int why =
+        w->unresponsive ? LUNET_REPLACED_UNRESPONSIVE : LUNET_REPLACED_CRASHED;
     sup->restarts++;
+    sup->replaced[why]++;
+    w->replaced++;
+    w->last_replaced = why;
     schedule_restart(w, next_backoff(w, lived));
   }
 }
@@ -349,6 +369,7 @@ static void tick_cb(uv_timer_t *t) {
   struct lunet_supervisor *sup = t->data;
   uint64_t now = uv_now(&sup->loop);
   lunet__sup_expire(sup, now);
+  lunet__sup_check_liveness(sup, now);
   if (sup->shutting_down && now >= sup->kill_at_ms && !all_exited(sup)) {
     lunet_log(LUNET_LOG_ERROR, "workers did not stop in time, killing them",
               NULL);
@@ -400,6 +421,7 @@ static int sup_init(struct lunet_supervisor *sup, const struct lunet_cli *cli,
   for (int i = 0; i < sup->nworkers; i++) {
     sup->slots[i].sup = sup;
     sup->slots[i].id = i + 1;
+    sup->slots[i].last_replaced = -1;
     uv_timer_init(&sup->loop, &sup->slots[i].restart_timer);
     sup->slots[i].restart_timer.data = &sup->slots[i];
   }

@@ -211,18 +211,38 @@ void lunet__sup_ask_stats(struct lunet_supervisor *sup, const char *mode,
  * Control commands
  * =================================================================== */
 
+/* "last_restart":"unresponsive" (or null: never replaced) */
+static void json_worker(struct lunet_strbuf *out,
+                        const struct lunet_worker_slot *w, const char *stats) {
+  lunet_strbuf_printf(out, "{\"worker\":%d,\"pid\":%ld,\"restarts\":%llu,",
+                      w->id, w->pid, (unsigned long long)w->replaced);
+  if (w->last_replaced < 0)
+    lunet_strbuf_puts(out, "\"last_restart\":null,");
+  else
+    lunet_strbuf_printf(out, "\"last_restart\":\"%s\",",
+                        lunet__replaced_names[w->last_replaced]);
+  lunet_strbuf_printf(out, "\"stats\":%s}", stats ? stats : "null");
+}
+
 static void stats_json_done(void *ud, struct lunet_supervisor *sup,
                             char *const *answers) {
   struct lunet_strbuf out = {0};
   lunet_strbuf_printf(&out,
                       "{\"supervisor\":{\"pid\":%ld,\"workers\":%d,"
-                      "\"restarts\":%llu},\"workers\":[",
+                      "\"worker_timeout_s\":%g,\"restarts\":%llu,"
+                      "\"restarts_by_reason\":{",
                       (long)getpid(), sup->nworkers,
+                      (double)sup->cli->worker_timeout_ms / 1000,
                       (unsigned long long)sup->restarts);
-  for (int i = 0; i < sup->nworkers; i++)
-    lunet_strbuf_printf(&out, "%s{\"worker\":%d,\"pid\":%ld,\"stats\":%s}",
-                        i ? "," : "", i + 1, sup->slots[i].pid,
-                        answers && answers[i] ? answers[i] : "null");
+  for (int r = 0; r < LUNET_REPLACED_REASONS; r++)
+    lunet_strbuf_printf(&out, "%s\"%s\":%llu", r ? "," : "",
+                        lunet__replaced_names[r],
+                        (unsigned long long)sup->replaced[r]);
+  lunet_strbuf_puts(&out, "}},\"workers\":[");
+  for (int i = 0; i < sup->nworkers; i++) {
+    if (i > 0) lunet_strbuf_puts(&out, ",");
+    json_worker(&out, &sup->slots[i], answers ? answers[i] : NULL);
+  }
   lunet_strbuf_puts(&out, "]}");
   lunet_control_reply(ud, out.failed ? "error" : "ok",
                       out.failed ? "out of memory" : out.p);
@@ -232,13 +252,24 @@ static void stats_json_done(void *ud, struct lunet_supervisor *sup,
 static void stats_text_done(void *ud, struct lunet_supervisor *sup,
                             char *const *answers) {
   struct lunet_strbuf out = {0};
-  lunet_strbuf_printf(&out, "supervisor pid %ld, %d workers, %llu restarts\n",
+  lunet_strbuf_printf(&out, "supervisor pid %ld, %d workers, %llu restarts",
                       (long)getpid(), sup->nworkers,
                       (unsigned long long)sup->restarts);
-  for (int i = 0; i < sup->nworkers; i++)
-    lunet_strbuf_printf(&out, "\n== worker %d (pid %ld) ==\n%s\n", i + 1,
-                        sup->slots[i].pid,
+  for (int r = 0; r < LUNET_REPLACED_REASONS; r++)
+    lunet_strbuf_printf(&out, "%s%s %llu", r ? ", " : " (",
+                        lunet__replaced_names[r],
+                        (unsigned long long)sup->replaced[r]);
+  lunet_strbuf_puts(&out, ")\n");
+  for (int i = 0; i < sup->nworkers; i++) {
+    const struct lunet_worker_slot *w = &sup->slots[i];
+    lunet_strbuf_printf(&out, "\n== worker %d (pid %ld", i + 1, w->pid);
+    if (w->last_replaced >= 0)
+      lunet_strbuf_printf(&out, "; replaced %llu, last: %s",
+                          (unsigned long long)w->replaced,
+                          lunet__replaced_names[w->last_replaced]);
+    lunet_strbuf_printf(&out, ") ==\n%s\n",
                         answers && answers[i] ? answers[i] : "(no answer)");
+  }
   lunet_control_reply(ud, out.failed ? "error" : "ok",
                       out.failed ? "out of memory" : out.p);
   lunet_strbuf_free(&out);

@@ -16,17 +16,39 @@ struct lunet_metrics_proxy;
 
 struct lunet_supervisor;
 
+/* Why a worker was replaced: counted per reason (stats, metrics). The
+ * Lua memory cap raises in scripts and replaces nobody; a kernel OOM
+ * kill looks like any other crash. */
+enum lunet_replaced {
+  LUNET_REPLACED_CRASHED,
+  LUNET_REPLACED_UNRESPONSIVE,
+  LUNET_REPLACED_REASONS
+};
+extern const char *const lunet__replaced_names[LUNET_REPLACED_REASONS];
+
 struct lunet_worker_slot {
   struct lunet_supervisor *sup;
   int id; /* 1..N, kept by replacements */
   uv_process_t proc;
   struct lunet_channel ch;
+  uv_pipe_t busy; /* the worker's busy reports (worker_busy.h) */
+  char busy_buf[256];
+  char busy_line[160]; /* a report cut by a read */
+  size_t busy_len;
   uv_timer_t restart_timer;
   long pid;         /* 0 while no process runs in the slot */
   int ready;        /* has said it serves */
-  int open_handles; /* proc and channel not yet closed */
+  int open_handles; /* proc, channel and busy pipe not yet closed */
   uint64_t started_ms;
   unsigned backoff_ms; /* delay before the next restart */
+  /* Liveness (supervisor_liveness.c), in the supervisor's loop time. */
+  uint64_t heard_ms; /* the last frame: the worker's loop ran */
+  uint64_t busy_ms;  /* the last report of a handler within budget */
+  int over_budget;   /* reported since: that handler overran it */
+  char where[160];   /* "SERVICE HANDLER" it overran in, if said */
+  int unresponsive;  /* killed for silence: its exit is no crash */
+  uint64_t replaced; /* processes of this slot replaced */
+  int last_replaced; /* why the last one was; -1: never */
 };
 
 struct lunet_supervisor {
@@ -47,8 +69,10 @@ struct lunet_supervisor {
   int shutting_down;
   uint64_t kill_at_ms; /* shutdown: SIGKILL who is left at this time */
   int exit_code;
-  uint64_t restarts;
-  char metrics_addr[64]; /* from --metrics or a worker's report */
+  uint64_t restarts; /* every replacement, and by reason: */
+  uint64_t replaced[LUNET_REPLACED_REASONS];
+  uint64_t liveness_tick_ms; /* the last liveness check */
+  char metrics_addr[64];     /* from --metrics or a worker's report */
   struct lunet_metrics_proxy *metrics;
 };
 
@@ -79,6 +103,15 @@ typedef void (*lunet_fanout_done)(void *ud, struct lunet_supervisor *sup,
                                   char *const *answers);
 void lunet__sup_ask_stats(struct lunet_supervisor *sup, const char *mode,
                           lunet_fanout_done done, void *ud);
+
+/* supervisor_liveness.c: kills (SIGKILL) every ready worker silent for
+ * longer than --worker-timeout; its exit is then replaced as
+ * unresponsive. Runs on the supervisor's tick. */
+void lunet__sup_check_liveness(struct lunet_supervisor *sup, uint64_t now_ms);
+/* A frame came from the worker: its loop runs. */
+void lunet__sup_heard(struct lunet_worker_slot *w);
+/* Starts reading w->busy, once the worker is spawned. 0 or UV error. */
+int lunet__sup_busy_start(struct lunet_worker_slot *w);
 
 /* Answers fan-outs whose deadline passed. */
 void lunet__sup_expire(struct lunet_supervisor *sup, uint64_t now_ms);

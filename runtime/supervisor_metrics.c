@@ -147,11 +147,15 @@ static void supervisor_families(struct lunet_supervisor *sup,
                       "# HELP lunet_workers Worker processes running.\n"
                       "# TYPE lunet_workers gauge\n"
                       "lunet_workers %d\n"
-                      "# HELP lunet_worker_restarts_total Workers replaced "
-                      "after a crash.\n"
-                      "# TYPE lunet_worker_restarts_total counter\n"
-                      "lunet_worker_restarts_total %llu\n",
-                      running, (unsigned long long)sup->restarts);
+                      "# HELP lunet_worker_restarts_total Workers replaced, "
+                      "by reason.\n"
+                      "# TYPE lunet_worker_restarts_total counter\n",
+                      running);
+  for (int r = 0; r < LUNET_REPLACED_REASONS; r++)
+    lunet_strbuf_printf(out,
+                        "lunet_worker_restarts_total{reason=\"%s\"} %llu\n",
+                        lunet__replaced_names[r],
+                        (unsigned long long)sup->replaced[r]);
 }
 
 /* }================================================================== */

@@ -17,12 +17,16 @@
 #include "reload.h"
 #include "runtime.h"
 #include "service.h"
+#include "worker_busy.h"
 
 #define RELOADS_PENDING_MAX 32
+#define HEARTBEAT_MS 1000
 
 struct lunet_worker {
   struct lunet_channel ch;
   struct lunet_runtime *rt;
+  uv_timer_t heartbeat; /* closed with the channel */
+  struct lunet_worker_busy *busy;
   /* ids of reloads asked for, in order: reload.c answers in that order */
   unsigned long reload_ids[RELOADS_PENDING_MAX];
   int reloads_head, reloads_count;
@@ -171,12 +175,41 @@ static void channel_end(struct lunet_channel *ch, int error) {
 
 /* }================================================================== */
 
+/* {==================================================================
+ * Liveness: the supervisor replaces a worker that falls silent
+ * =================================================================== */
+
+/* From a loop timer, so that a loop stuck in any call (or a stopped
+ * process) stops sending: that silence is what --worker-timeout
+ * measures. Handlers that keep the loop busy within their budget are
+ * reported by the busy thread instead. */
+static void heartbeat_cb(uv_timer_t *t) {
+  send_logged(t->data, LUNET_FRAME_HEARTBEAT, "", 0, NULL, 0);
+}
+
+static void liveness_start(struct lunet_worker *w) {
+  int r;
+  uv_timer_start(&w->heartbeat, heartbeat_cb, HEARTBEAT_MS, HEARTBEAT_MS);
+  uv_unref((uv_handle_t *)&w->heartbeat); /* must not keep a stop waiting */
+  /* A supervisor without the busy pipe (none on descriptor 4) gets the
+   * heartbeat alone. */
+  if (fcntl(LUNET_WORKER_BUSY_FD, F_GETFD) < 0) return;
+  r = lunet_worker_busy_start(&w->busy, &w->rt->budget, LUNET_WORKER_BUSY_FD);
+  if (r < 0)
+    lunet_log(LUNET_LOG_WARN, "cannot report busy handlers", "error",
+              uv_strerror(r), NULL);
+}
+
+/* }================================================================== */
+
 int lunet_worker_attach(struct lunet_runtime *rt) {
   struct lunet_worker *w = calloc(1, sizeof *w);
   int r;
   if (w == NULL) return UV_ENOMEM;
   w->rt = rt;
   rt->worker = w; /* freed with the runtime, whatever happens next */
+  uv_timer_init(&rt->loop, &w->heartbeat);
+  w->heartbeat.data = w;
   lunet_channel_init(&w->ch, &rt->loop, frame_cb, channel_end);
   w->ch.data = w;
   /* Programs the script starts must not hold the channel open. */
@@ -190,15 +223,23 @@ int lunet_worker_attach(struct lunet_runtime *rt) {
   }
   /* The channel alone must not keep a stopping worker alive. */
   uv_unref((uv_handle_t *)&w->ch.pipe);
+  liveness_start(w);
   return 0;
 }
 
 /* The struct outlives its channel: a reload that finishes during the
  * teardown still calls back with it (and finds the channel closed). */
 void lunet_worker_detach(struct lunet_runtime *rt) {
-  if (rt->worker != NULL) lunet_channel_close(&rt->worker->ch);
+  struct lunet_worker *w = rt->worker;
+  if (w == NULL) return;
+  lunet_channel_close(&w->ch);
+  if (!uv_is_closing((uv_handle_t *)&w->heartbeat))
+    uv_close((uv_handle_t *)&w->heartbeat, NULL);
+  lunet_worker_busy_stop(w->busy);
+  w->busy = NULL;
 }
 
+/* After detach, once the loop has run empty (the timer's close is done). */
 void lunet_worker_free(struct lunet_runtime *rt) {
   free(rt->worker);
   rt->worker = NULL;

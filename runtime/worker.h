@@ -15,13 +15,16 @@ struct lunet_service;
 struct lunet_cli;
 
 #define LUNET_WORKER_CHANNEL_FD 3
+#define LUNET_WORKER_BUSY_FD 4 /* a worker's busy reports (worker_busy.h) */
 
 /* Reads the worker identity from the environment into cli (worker_id and
  * workers; both stay 0 outside a worker). -1 with err set when the
  * environment is malformed. */
 int lunet_worker_identify(struct lunet_cli *cli, char *err, size_t errcap);
 
-/* Opens the channel; call before the services listen. 0 or UV error. */
+/* Opens the channel, starts the heartbeat (a frame once a second from the
+ * loop) and the busy reports; call before the services listen. 0 or UV
+ * error. */
 int lunet_worker_attach(struct lunet_runtime *rt);
 
 /* Tells the supervisor the worker serves (and where metrics are asked

@@ -84,6 +84,13 @@ describe("--workers", function()
     assert.equal(before[1], worker_pids(p)[1])
     local conns = one_per_worker(p)
     for _, c in pairs(conns) do c:close() end
+    -- The replacement is counted as a crash (liveness_spec has the
+    -- unresponsive ones).
+    local code, out = h.run({ "stats", "--json", "--pid", tostring(p.pid) })
+    assert.equal(0, code)
+    local s = require("cjson").decode(out).supervisor
+    assert.same({ crashed = 1, unresponsive = 0 }, s.restarts_by_reason)
+    assert.equal(1, s.restarts)
     assert.equal(0, (p:stop()))
   end)
 

@@ -47,6 +47,7 @@ static void check_defaults(const struct lunet_cli *cli) {
   CHECK(cli->control == NULL);
   CHECK_INT(cli->watch, 0);
   CHECK_INT(cli->shutdown_timeout_ms, 10000);
+  CHECK_INT(cli->worker_timeout_ms, 30000);
   CHECK_INT(cli->script_argc, 0);
 }
 
@@ -190,6 +191,44 @@ static void check_shutdown_timeout_precision(void) {
   CHECK(r == -1 || cli.shutdown_timeout_ms >= 1);
   CHECK_NOTE("--shutdown-timeout 0.0001 (got r=%d, %u ms)", r,
              cli.shutdown_timeout_ms);
+}
+
+/* --worker-timeout: seconds (fractions too), 0 turns it off, below a
+ * second (the heartbeat period) is refused. */
+static void check_worker_timeout(void) {
+  static const struct {
+    const char *text;
+    int ok;
+    unsigned ms;
+  } cases[] = {{"2", 1, 2000},
+               {"0", 1, 0},
+               {"1", 1, 1000},
+               {"1.5", 1, 1500},
+               {"86400", 1, 86400000},
+               {"0.5", 0, 0},
+               {"-1", 0, 0},
+               {"", 0, 0},
+               {"x", 0, 0},
+               {"2s", 0, 0},
+               {"86401", 0, 0}};
+  struct args a;
+  struct lunet_cli cli;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    CHECK_SCOPE();
+    int r = parse(&a, &cli, "lunet", "run", "x.lua", "--workers", "2",
+                  "--worker-timeout", cases[i].text, END);
+    CHECK_INT(r, cases[i].ok ? 0 : -1);
+    if (cases[i].ok) CHECK_INT(cli.worker_timeout_ms, cases[i].ms);
+    if (!cases[i].ok)
+      CHECK(strstr(err, "--worker-timeout expects seconds") != NULL);
+    CHECK_NOTE("--worker-timeout '%s': %s", cases[i].text, err);
+  }
+  CHECK_INT(parse(&a, &cli, "lunet", "run", "x.lua", "--worker-timeout=7", END),
+            0);
+  CHECK_INT(cli.worker_timeout_ms, 7000);
+  CHECK_INT(parse(&a, &cli, "lunet", "run", "x.lua", END), 0);
+  CHECK_INT(cli.worker_timeout_ms, 30000);
+  CHECK(strstr(lunet_cli_usage, "--worker-timeout SEC") != NULL);
 }
 
 static void check_script_args(void) {
@@ -348,6 +387,7 @@ int main(void) {
   check_listen();
   check_options();
   check_shutdown_timeout_precision();
+  check_worker_timeout();
   check_script_args();
   check_reload();
   check_usage_errors();
