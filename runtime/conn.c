@@ -743,8 +743,10 @@ static int conn_index(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, CONN_UP_METHODS) != LUA_TNIL) return 1;
   struct conn_box *b = conn_box(L);
-  const char *key = lua_tostring(L, 2);
-  if (key == NULL) return 0;
+  size_t len;
+  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len)
+                                                  : NULL;
+  if (key == NULL || strlen(key) != len) return 0; /* "peer\0x" is none */
   if (strcmp(key, "data") == 0) return push_data(L);
   if (strcmp(key, "id") == 0) return lua_pushinteger(L, (lua_Integer)b->id), 1;
   if (strcmp(key, "peer") == 0) return push_peer(L, b->c);
@@ -753,12 +755,27 @@ static int conn_index(lua_State *L) {
   return 0;
 }
 
+/* A key for an error message, as given: a NUL shows as \0. */
+static const char *push_shown_key(lua_State *L, const char *key, size_t len) {
+  luaL_Buffer shown;
+  luaL_buffinit(L, &shown);
+  for (size_t i = 0; i < len; i++)
+    if (key[i] == '\0')
+      luaL_addstring(&shown, "\\0");
+    else
+      luaL_addchar(&shown, key[i]);
+  luaL_pushresult(&shown);
+  return lua_tostring(L, -1);
+}
+
 /* Only conn.data is assignable, and only to a table. */
 static int conn_newindex(lua_State *L) {
+  size_t len;
   conn_box(L);
-  const char *key = luaL_checkstring(L, 2);
-  if (strcmp(key, "data") != 0)
-    return luaL_error(L, "cannot set field '%s' of lunet.conn", key);
+  const char *key = luaL_checklstring(L, 2, &len);
+  if (len != 4 || memcmp(key, "data", 4) != 0)
+    return luaL_error(L, "cannot set field '%s' of lunet.conn",
+                      push_shown_key(L, key, len));
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   lua_setiuservalue(L, 1, CONN_UV_DATA);

@@ -26,6 +26,8 @@ describe("a NUL byte from Lua", function()
       .. "such service%)$" },
     { "state", "^distinct$" },
     { "udp_field", "^nil string$" },
+    { "conn_field", "^nil string$" },
+    { "conn_set", "^raised: .*cannot set field 'data\\0x' of lunet%.conn$" },
   }
   for _, case in ipairs(cases) do
     it("in " .. case[1] .. " is refused or kept, never cut", function()

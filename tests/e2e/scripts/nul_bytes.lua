@@ -42,6 +42,12 @@ local commands = {
     u:close()
     return r
   end,
+  conn_field = function(conn)
+    return tostring(conn["peer\0x"]) .. " " .. type(conn.peer)
+  end,
+  conn_set = function(conn)
+    return outcome(pcall(function() conn["data\0x"] = {} end))
+  end,
   state = function()
     -- A state name is a table key: the NUL is a byte like any other.
     local a, b = lunet.state("s\0a"), lunet.state("s\0b")
@@ -56,7 +62,7 @@ return {
     on_message = function(conn, cmd)
       if cmd == "raise" then error("before\0after", 0) end
       if cmd:sub(1, 5) == "echo " then return conn:write(cmd .. "\n") end
-      conn:write(commands[cmd]() .. "\n")
+      conn:write(commands[cmd](conn) .. "\n")
     end,
   },
   udp_echo = {
