@@ -25,6 +25,10 @@ const char lunet_cli_usage[] =
     "                          0: unlimited)\n"
     "  --memory-limit MB       Lua heap limit for scripts (default 1024,\n"
     "                          0: unlimited)\n"
+    "  --max-queued MB         bytes queued for writing on all connections\n"
+    "                          together; past it the slowest consumers are\n"
+    "                          dropped (default: the --memory-limit value,\n"
+    "                          0: unlimited)\n"
     "  --workers N|auto        N worker processes sharing the listeners\n"
     "                          (auto: one per core)\n"
     "  --worker-timeout SEC    kill and replace a worker whose loop has not\n"
@@ -48,6 +52,7 @@ struct parser {
   int i;
   char *err;
   size_t errcap;
+  int max_queued_given; /* else --max-queued follows --memory-limit */
 };
 
 static int fail(struct parser *p, const char *fmt, const char *what) {
@@ -205,6 +210,10 @@ static int parse_option(struct parser *p, struct lunet_cli *cli,
     return parse_count(p, arg, v, 3600000, &cli->budget_ms);
   if ((v = option_value(p, arg, "--memory-limit")) != NULL)
     return parse_count(p, arg, v, 1 << 20, &cli->memory_limit_mb);
+  if ((v = option_value(p, arg, "--max-queued")) != NULL) {
+    p->max_queued_given = 1;
+    return parse_count(p, arg, v, 1 << 20, &cli->max_queued_mb);
+  }
   return fail(p, "unknown option '%s'", arg);
 }
 
@@ -258,7 +267,7 @@ static int parse_arguments(struct parser *p, struct lunet_cli *cli) {
 
 int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
                     size_t errcap) {
-  struct parser p = {argc, argv, 1, err, errcap};
+  struct parser p = {argc, argv, 1, err, errcap, 0};
   memset(cli, 0, sizeof *cli);
   cli->log_level = LUNET_LOG_INFO;
   cli->log_format = LUNET_LOG_TEXT;
@@ -277,5 +286,6 @@ int lunet_cli_parse(int argc, char **argv, struct lunet_cli *cli, char *err,
                  : 0;
   }
   if (cli->script == NULL) return fail(&p, "missing SCRIPT%s", "");
+  if (!p.max_queued_given) cli->max_queued_mb = cli->memory_limit_mb;
   return 0;
 }

@@ -34,6 +34,8 @@ struct lunet_cli {
   unsigned shutdown_timeout_ms;
   unsigned budget_ms;       /* per handler call; 0: none */
   unsigned memory_limit_mb; /* Lua heap; 0: none */
+  unsigned max_queued_mb;   /* unsent bytes of all conns; 0: none; by
+                               default --memory-limit's value */
   int workers;   /* run --workers N: a supervisor and N workers; 0: none */
   unsigned worker_timeout_ms; /* a worker's loop silent this long is
                                  killed and replaced; 0: never */

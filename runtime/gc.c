@@ -21,6 +21,10 @@ static int pause_for(size_t heap) {
                              : (int)pause;
 }
 
+void lunet__gc_finalizable(struct lunet_runtime *rt, int delta) {
+  rt->gc_finalizers += (uint64_t)(int64_t)delta;
+}
+
 void lunet_gc_sweep(struct lunet_runtime *rt, int quiet) {
   size_t heap = rt->budget.mem_used;
   int pause = pause_for(heap);

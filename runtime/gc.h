@@ -18,4 +18,10 @@ struct lunet_runtime;
  * one. */
 void lunet_gc_sweep(struct lunet_runtime *rt, int quiet);
 
+/* A userdata with a __gc was made (+1) or finalized (-1): counted in
+ * rt->gc_finalizers, so metrics show finalizers that pile up (the
+ * collector runs each in its own step and frees the object a cycle
+ * later, which is why conn boxes have none). */
+void lunet__gc_finalizable(struct lunet_runtime *rt, int delta);
+
 #endif

@@ -219,6 +219,18 @@ static void process_families(luaL_Buffer *b, struct lunet_runtime *rt) {
           rt->reloads_failed);
   family(b, "lunet_lua_memory_bytes", "gauge", "Lua heap in use.");
   add_fmt(b, "lunet_lua_memory_bytes %zu\n", rt->budget.mem_used);
+  family(b, "lunet_lua_finalizers_pending", "gauge",
+         "Userdata with a finalizer that has not run yet.");
+  add_fmt(b, "lunet_lua_finalizers_pending %" PRIu64 "\n", rt->gc_finalizers);
+  family(b, "lunet_write_queue_bytes", "gauge",
+         "Bytes queued for writing on every open connection together.");
+  add_fmt(b, "lunet_write_queue_bytes %zu\n", rt->queued_bytes);
+  family(b, "lunet_write_queue_limit_bytes", "gauge",
+         "The bound on lunet_write_queue_bytes (--max-queued; 0: none).");
+  add_fmt(b, "lunet_write_queue_limit_bytes %zu\n", rt->max_queued);
+  family(b, "lunet_write_queue_drops_total", "counter",
+         "Slow consumers dropped to keep within --max-queued.");
+  add_fmt(b, "lunet_write_queue_drops_total %" PRIu64 "\n", rt->queue_drops);
   family(b, "lunet_loop_lag_seconds", "gauge",
          "How late the last once-a-second tick ran.");
   add_fmt(b, "lunet_loop_lag_seconds %.6f\n", (double)rt->loop_lag_ms / 1e3);
@@ -283,9 +295,12 @@ void lunet_metrics_json(lua_State *L, struct lunet_runtime *rt,
           rt->version, (double)(uv_hrtime() - rt->started_ns) / 1e9,
           rt->reloads_ok, rt->reloads_failed);
   add_label(b, rt->last_reload);
-  add_fmt(b, "\",\"lua_memory\":%zu,\"loop_lag_ms\":%" PRIu64
-          ",\"open_fds\":%d,\"services\":[", rt->budget.mem_used,
-          rt->loop_lag_ms, open_fds());
+  add_fmt(b,
+          "\",\"lua_memory\":%zu,\"lua_finalizers_pending\":%" PRIu64
+          ",\"queued_bytes\":%zu,\"max_queued\":%zu,\"queue_drops\":%" PRIu64
+          ",\"loop_lag_ms\":%" PRIu64 ",\"open_fds\":%d,\"services\":[",
+          rt->budget.mem_used, rt->gc_finalizers, rt->queued_bytes,
+          rt->max_queued, rt->queue_drops, rt->loop_lag_ms, open_fds());
   FOR_EACH_LIVE_SERVICE(svc, rt) {
     if (!first) luaL_addchar(b, ',');
     first = 0;
@@ -307,9 +322,11 @@ static void text_header(luaL_Buffer *b, struct lunet_runtime *rt) {
           rt->script_path, rt->version, up / 3600, up / 60 % 60, up % 60);
   add_fmt(b, "reloads: %" PRIu64 " ok, %" PRIu64 " failed; last: %s\n",
           rt->reloads_ok, rt->reloads_failed, rt->last_reload);
-  add_fmt(b, "lua memory %.1f MiB  loop lag %" PRIu64 " ms  open fds %d\n\n",
-          (double)rt->budget.mem_used / 1048576.0, rt->loop_lag_ms,
-          open_fds());
+  add_fmt(b,
+          "lua memory %.1f MiB  queued %.1f MiB  loop lag %" PRIu64
+          " ms  open fds %d\n\n",
+          (double)rt->budget.mem_used / 1048576.0,
+          (double)rt->queued_bytes / 1048576.0, rt->loop_lag_ms, open_fds());
   add_fmt(b, "%-14s %-4s %-22s %7s %9s %9s %9s %9s %7s %7s %7s\n",
           "SERVICE", "KIND", "ADDR", "ACTIVE", "ACCEPTED", "MSG/S",
           "IN KB/S", "OUT KB/S", "ERRORS", "REFUSED", "P99 MS");

@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 
 #include "addr.h"
+#include "gc.h"
+#include "runtime.h"
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -94,6 +96,7 @@ int lunet_ratelimit_new_lua(lua_State *L) {
   struct lunet_ratelimit **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, RL_MT);
+  lunet__gc_finalizable(lunet_rt(L), 1);
   if ((*box = lunet_ratelimit_new(rate, burst)) == NULL)
     return luaL_error(L, "out of memory");
   return 1;
@@ -113,6 +116,7 @@ static int rl_gc(lua_State *L) {
   struct lunet_ratelimit **box = check_rl(L);
   lunet_ratelimit_free(*box);
   *box = NULL;
+  lunet__gc_finalizable(lunet_rt(L), -1);
   return 0;
 }
 

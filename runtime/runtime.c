@@ -104,6 +104,7 @@ static int runtime_open_lua(struct lunet_runtime *rt, char *err,
   int have_lualib = find_lualib(lualib, sizeof lualib) == 0;
   rt->budget.time_ns = (uint64_t)rt->cli->budget_ms * 1000000;
   rt->budget.mem_limit = (size_t)rt->cli->memory_limit_mb << 20;
+  rt->max_queued = (size_t)rt->cli->max_queued_mb << 20;
   rt->L = lua_newstate(lunet_budget_alloc, &rt->budget);
   if (rt->L == NULL) return snprintf(err, errcap, "out of memory"), -1;
   lua_atpanic(rt->L, runtime_panic);

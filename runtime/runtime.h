@@ -38,6 +38,12 @@ struct lunet_runtime {
   int http_cached;
   struct lunet_list pending_input; /* conns with buffered messages */
   uint64_t last_conn_id;
+  /* Unsent bytes of every open or draining conn (write_queue.h): a conn
+   * that closes takes its bytes out at once. Past max_queued (bytes, 0:
+   * no bound) the largest slow consumers are dropped. */
+  size_t queued_bytes;
+  size_t max_queued;
+  uint64_t queue_drops;       /* conns dropped for max_queued */
   unsigned version;           /* script version serving now, from 1 */
   unsigned loading_version;   /* version being loaded, 0 outside a load */
   int shutting_down;
@@ -57,6 +63,9 @@ struct lunet_runtime {
   char metrics_addr[LUNET_ADDR_STRLEN]; /* the script's `metrics = ADDR` */
   int gc_pause;           /* the collector's pause now (gc.c) */
   size_t gc_idle_heap;    /* Lua heap after the last idle collection */
+  /* Userdata the runtime made with a __gc that has not run yet (live or
+   * awaiting collection; gc.h). Conns have none. */
+  uint64_t gc_finalizers;
   uint64_t events_at_sweep; /* events counted at the last sweep */
   /* Registry refs of the HTTP request and response metatables, set once:
    * every request makes both, and lua_rawgeti costs a third of what

@@ -165,6 +165,34 @@ static void check_options(void) {
   CHECK_INT(cli.log_level, LUNET_LOG_INFO);
 }
 
+/* --max-queued follows --memory-limit unless given (in either order),
+ * takes 0 (no bound) and rejects what is not a count of MB. */
+static void check_max_queued(void) {
+  struct args a;
+  struct lunet_cli cli;
+  CHECK_INT(parse(&a, &cli, "lunet", "run", "app.lua", END), 0);
+  CHECK_INT(cli.memory_limit_mb, 1024);
+  CHECK_INT(cli.max_queued_mb, 1024);
+  CHECK_INT(
+      parse(&a, &cli, "lunet", "run", "app.lua", "--memory-limit", "64", END),
+      0);
+  CHECK_INT(cli.max_queued_mb, 64);
+  CHECK_INT(parse(&a, &cli, "lunet", "run", "--max-queued", "8", "app.lua",
+                  "--memory-limit", "64", END),
+            0);
+  CHECK_INT(cli.max_queued_mb, 8);
+  CHECK_INT(cli.memory_limit_mb, 64);
+  CHECK_INT(parse(&a, &cli, "lunet", "run", "app.lua", "--max-queued=0", END),
+            0);
+  CHECK_INT(cli.max_queued_mb, 0);
+  CHECK_INT(
+      parse(&a, &cli, "lunet", "run", "app.lua", "--max-queued", "x", END), -1);
+  CHECK(strstr(err, "--max-queued expects 0 to") != NULL);
+  CHECK_INT(parse(&a, &cli, "lunet", "run", "app.lua", "--max-queued", END),
+            -1);
+  CHECK(strstr(lunet_cli_usage, "--max-queued MB") != NULL);
+}
+
 /* Seconds are converted to the millisecond the user wrote, not one less:
  * every value with millisecond precision must come out exact, and a value
  * that passes the "> 0" check must not become 0 ms. */
@@ -386,6 +414,7 @@ int main(void) {
   check_commands();
   check_listen();
   check_options();
+  check_max_queued();
   check_shutdown_timeout_precision();
   check_worker_timeout();
   check_script_args();
