@@ -14,6 +14,7 @@
 #include "protocol.h"
 #include "runtime.h"
 #include "service.h"
+#include "transport.h"
 #include "write_queue.h"
 
 #define CONN_MT "lunet.conn"
@@ -183,15 +184,19 @@ static void conn_deliver_buffered(struct lunet_conn *c) {
   if (c->peer_eof) conn_end_input(c);
 }
 
-static void conn_on_bytes(struct lunet_conn *c, const char *p, size_t n) {
+void lunet_conn_plaintext(struct lunet_conn *c, const char *p, size_t n) {
+  if (c->state != CONN_OPEN) return; /* a transport's read may close it */
   if (c->held) {
     if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
     c->paused_by_hold = 1; /* what is kept stays bounded: one read */
     return conn_set_reading(c);
   }
-  if (c->in_len == 0) {
-    size_t used = conn_deliver(c, p, n); /* straight from the read buffer */
-    if (used == n) return;
+  if (c->in_len == 0) { /* straight from the read buffer */
+    const struct lunet_protocol *proto = c->proto;
+    size_t used = proto->feed(c, p, n); /* conn_deliver, kept inline */
+    if (used < n && c->proto != proto && c->state == CONN_OPEN)
+      used = conn_deliver_switched(c, p, n, used);
+    if (used == n || c->state != CONN_OPEN) return;
     p += used, n -= used;
   }
   if (conn_keep(c, p, n) < 0) return lunet_conn_close(c, "ENOMEM", 0);
@@ -272,18 +277,16 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   c->last_read_ms = uv_now(s->loop);
   if (nread > 0) c->svc->metrics.bytes_in += (uint64_t)nread;
   if (nread > 0)
-    conn_on_bytes(c, buf->base, (size_t)nread);
+    c->transport->read(c, buf->base, (size_t)nread);
   else if (nread == UV_EOF)
     conn_peer_eof(c);
   else if (nread < 0)
     lunet_conn_close(c, uv_err_name((int)nread), 0);
 }
 
-/* As a read would: conn_on_bytes keeps one caller, inlined in the read
- * callback. */
 void lunet__conn_feed(struct lunet_conn *c, const char *p, size_t n) {
-  uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
-  conn_read_cb((uv_stream_t *)&c->tcp, (ssize_t)n, &buf);
+  c->last_read_ms = uv_now(c->tcp.loop);
+  lunet_conn_plaintext(c, p, n);
 }
 
 /* Runs on_close while the struct is still valid, then frees it. */
@@ -425,6 +428,7 @@ static struct lunet_conn *conn_alloc(struct lunet_service *svc) {
   c->tcp.data = c;
   c->svc = svc;
   c->proto = lunet_service_protocol(svc);
+  c->transport = lunet_service_transport(svc);
   c->max_message = svc->opt.max_message;
   c->close_reason = "closed";
   lunet_list_init(&c->pending);
@@ -601,15 +605,13 @@ static int push_uv_error(lua_State *L, int r) {
   return 3;
 }
 
-/* Writes what the socket takes now and queues the rest: pinned when it
- * is part of the string at index idx of L, else copied (idx 0). Over the
- * conn's max_write_queue UV_ENOBUFS; over the process-wide bound other
- * conns may be dropped first (write_queue.h). Past write_high_water the
- * conn takes no more input (no reads, nothing of its buffered input
- * delivered) until the queue is below half of it: every protocol's
- * output counts, so none can make the queue grow by reading. */
-static int conn_queue(struct lunet_conn *c, lua_State *L, int idx,
-                      const char *p, size_t n) {
+/* Over the process-wide bound other conns may be dropped first to make
+ * room (write_queue.h). Past write_high_water the conn takes no more
+ * input (no reads, nothing of its buffered input delivered) until the
+ * queue is below half of it: every protocol's output and every
+ * transport's bytes count, so none can make the queue grow by reading. */
+int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
+                          lua_State *L, int idx) {
   uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
   struct lunet_runtime *rt = c->svc->rt;
   c->svc->metrics.bytes_out += n;
@@ -634,8 +636,10 @@ static int conn_queue(struct lunet_conn *c, lua_State *L, int idx,
   return 0;
 }
 
+/* Plaintext from C (an HTTP response, a framing error line), through the
+ * transport. */
 static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
-  return conn_queue(c, c->svc->rt->L, 0, p, n);
+  return c->transport->write(c, p, n, c->svc->rt->L, 0);
 }
 
 /* A write that failed drops its conn: a slow consumer (UV_ENOBUFS: its
@@ -676,7 +680,7 @@ static int conn_write(lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   if (c == NULL) return 2;
   if (n == 0) return lua_pushboolean(L, 1), 1;
-  int r = conn_queue(c, L, 2, p, n); /* the rest stays in s, pinned */
+  int r = c->transport->write(c, p, n, L, 2); /* s may be pinned */
   if (r < 0) conn_write_failed(c, r, n);
   if (r < 0) return push_uv_error(L, r == UV_EOVERFLOW ? UV_ENOBUFS : r);
   lua_pushboolean(L, !c->paused_by_queue);

@@ -16,6 +16,7 @@
 #include "list.h"
 
 struct lunet_protocol;
+struct lunet_transport;
 struct lunet_runtime;
 struct lunet_service;
 
@@ -55,6 +56,8 @@ struct lunet_conn {
    * protocol may hand the conn to another (lunet_conn_switch). */
   const struct lunet_protocol *proto;
   void *proto_state; /* the protocol's, or NULL */
+  const struct lunet_transport *transport; /* fixed at connect */
+  void *transport_state;                   /* the transport's, or NULL */
   size_t max_message;
   struct lunet_connect_req *connect_req; /* while CONN_CONNECTING */
   uint32_t http_requests;  /* http: requests answered on this conn */
@@ -138,8 +141,25 @@ void lunet_conn_message(struct lunet_conn *c, int h, const char *p, size_t n);
 void lunet_conn_switch(struct lunet_conn *c, const struct lunet_protocol *p);
 
 /* Input as if read from the socket (unit tests and fuzzing drive a
- * protocol through it). */
+ * protocol through it): plaintext, past the transport. */
 void lunet__conn_feed(struct lunet_conn *c, const char *p, size_t n);
+
+/* {==================================================================
+ * For transports (transport.h)
+ * =================================================================== */
+
+/* The plaintext a transport got from the socket, for the protocol. */
+void lunet_conn_plaintext(struct lunet_conn *c, const char *p, size_t n);
+
+/* Bytes for the wire: what the socket takes now, the rest queued, pinned
+ * when they are part of the Lua string at index idx of L (0: copied).
+ * Counted against the conn's write_high_water (no more input past it)
+ * and max_write_queue (UV_ENOBUFS), and the process-wide --max-queued
+ * (UV_EOVERFLOW: the caller drops the conn). 0 or a negative UV error. */
+int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
+                          lua_State *L, int idx);
+
+/* }================================================================== */
 
 /* }================================================================== */
 

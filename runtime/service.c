@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "tcp.h"
+#include "transport.h"
 #include "udp.h"
 
 const char *const lunet_handler_names[LUNET_HANDLER_COUNT] = {
@@ -148,6 +149,12 @@ const struct lunet_protocol *lunet_service_protocol(
       return &lunet_proto_http1;
   }
   return &lunet_proto_raw;
+}
+
+const struct lunet_transport *lunet_service_transport(
+    const struct lunet_service *svc) {
+  (void)svc;
+  return &lunet_transport_plain;
 }
 
 void lunet_service_conn_gone(struct lunet_service *svc) {

@@ -14,6 +14,7 @@
 #include "metrics.h"
 
 struct lunet_protocol;
+struct lunet_transport;
 struct lunet_runtime;
 
 enum lunet_handler {
@@ -117,6 +118,10 @@ void lunet_service_retire(struct lunet_service *svc);
 
 /* The protocol a new conn of svc speaks, from its kind and framing. */
 const struct lunet_protocol *lunet_service_protocol(
+    const struct lunet_service *svc);
+
+/* The transport a new conn of svc runs over (plain TCP; TLS to come). */
+const struct lunet_transport *lunet_service_transport(
     const struct lunet_service *svc);
 
 /* Called when a conn of svc is freed. */

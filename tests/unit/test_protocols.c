@@ -17,6 +17,7 @@
 #include "protocol.h"
 #include "runtime.h"
 #include "service.h"
+#include "transport.h"
 
 static const char script[] =
     "return {\n"
@@ -274,6 +275,63 @@ static void check_one_message_per_turn(void) {
 
 /* }================================================================== */
 
+/* {==================================================================
+ * A transport under the protocol: `xor` flips every byte on the wire
+ * both ways, the way TLS turns records into plaintext and back. Bytes go
+ * through the real socket here: the peer writes flipped bytes, the line
+ * service sees plain lines, and its answers come back flipped.
+ * =================================================================== */
+
+static void flip(char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] ^= 0x5a;
+}
+
+static void xor_read(struct lunet_conn *c, const char *buf, size_t n) {
+  char plain[256];
+  while (n > 0) {
+    size_t k = n < sizeof plain ? n : sizeof plain;
+    memcpy(plain, buf, k);
+    flip(plain, k);
+    lunet_conn_plaintext(c, plain, k);
+    buf += k, n -= k;
+  }
+}
+
+static int xor_write(struct lunet_conn *c, const char *p, size_t n,
+                     lua_State *L, int pin_idx) {
+  char wire[256];
+  int r = 0;
+  (void)pin_idx; /* the wire bytes are new: nothing to pin */
+  while (n > 0 && r == 0) {
+    size_t k = n < sizeof wire ? n : sizeof wire;
+    memcpy(wire, p, k);
+    flip(wire, k);
+    r = lunet_conn_sock_write(c, wire, k, L, 0);
+    p += k, n -= k;
+  }
+  return r;
+}
+
+static const struct lunet_transport transport_xor = {
+    .name = "test-xor", .read = xor_read, .write = xor_write};
+
+static void check_transport(void) {
+  char in[] = "hello\nworld\n", out[256];
+  struct pair p = pair_open("lines");
+  p.c->transport = &transport_xor;
+  flip(in, sizeof in - 1);
+  if (write(p.peer, in, sizeof in - 1) != (ssize_t)(sizeof in - 1)) abort();
+  size_t got = 0;
+  for (int i = 0; i < 100 && got < 16; i++) /* the socket's own pace */
+    got = pair_read(&p, out, sizeof out, got);
+  flip(out, got);
+  out[got] = '\0';
+  CHECK_STR(out, "1:hello\n2:world\n");
+  pair_close(&p);
+}
+
+/* }================================================================== */
+
 int main(void) {
   setup();
   check_raw();
@@ -283,6 +341,7 @@ int main(void) {
   check_http_pipelined_split_everywhere();
   check_switch_in_place();
   check_one_message_per_turn();
+  check_transport();
   lunet_runtime_free(rt);
   CHECK_DONE();
 }
