@@ -20,8 +20,11 @@ describe("examples/heartbeat.lua", function()
     repeat line = assert(a:receive("*l")) until line == "bye"
     assert.is_nil((a:receive("*l")))
     server:wait_log('msg="client left" beats=%d+ conn=1 reason=closed')
-    b:close()
+    -- A half-close: closing a socket with beats still unread sends a
+    -- reset, not an EOF, and on a busy machine some always are unread.
+    assert(b:shutdown("send"))
     server:wait_log("conn=2 reason=eof")
+    b:close()
     assert.equal(0, server:stop())
   end)
 end)

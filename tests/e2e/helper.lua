@@ -36,6 +36,8 @@ function M.sleep(s) socket.sleep(s) end
 function M.now() return socket.gettime() end
 
 -- Polls fn() until it returns a truthy value or `timeout` seconds pass.
+-- `what` names the wait in the error; a function is called then, so it can
+-- say what the state was at the timeout.
 function M.wait_for(fn, timeout, what)
   local deadline = socket.gettime() + (timeout or 10)
   repeat
@@ -43,6 +45,7 @@ function M.wait_for(fn, timeout, what)
     if v then return v end
     socket.sleep(0.02)
   until socket.gettime() > deadline
+  if type(what) == "function" then what = what() end
   error("timed out waiting for " .. (what or "condition"), 2)
 end
 
@@ -110,7 +113,7 @@ function Proc:wait_log(pattern, timeout)
       error("lunet exited (" .. tostring(self:exit_code()) .. ") before "
         .. pattern .. ":\n" .. self:log(), 0)
     end
-  end, timeout or 10, "log line " .. pattern .. "\n" .. self:log())
+  end, timeout or 10, function() return "log line " .. pattern .. "\n" .. self:log() end)
 end
 
 function Proc:wait_listening(name)

@@ -2,11 +2,11 @@
 --   spin   loops forever
 --   pspin  loops forever, catching the budget error with pcall
 --   cowrap, coresume  loop forever in a coroutine
---   bomb   allocates without end
+--   bomb   allocates 256 MiB (16 times the cap) and echoes, unless stopped
 --   else   echoes
 local function bomb()
   local t = {}
-  while true do t[#t + 1] = string.rep("x", 1024 * 1024) .. #t end
+  while #t < 256 do t[#t + 1] = string.rep("x", 1024 * 1024) .. #t end
 end
 
 return {

@@ -6,6 +6,9 @@ return {
     max_connections = 5,
     max_connections_per_ip = 3,
     on_data = function(conn, data) conn:write(data) end,
+    on_close = function(conn, reason)
+      lunet.log.info("capped closed", { reason = reason })
+    end,
   },
   web = {
     http = "127.0.0.1:0",
@@ -22,6 +25,7 @@ return {
   slowweb = {
     http = "127.0.0.1:0",
     handler = function(req, res)
+      lunet.log.info("slowweb request", {})
       lunet.after(400, function() res:send(200, "finished") end)
     end,
   },
