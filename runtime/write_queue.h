@@ -34,8 +34,8 @@ typedef void (*lunet_wq_done_cb)(uv_stream_t *s, size_t len, int status);
 int lunet_wq_write(lua_State *L, uv_stream_t *s, const char *p, size_t n,
                    int idx, lunet_wq_done_cb done);
 
-/* Requests of every stream queued now and the strings they pin (one
- * count per pin, shared strings included), for tests and metrics. */
+/* Writes queued now on every stream of the process, each holding one
+ * pin or one copy (tests check it falls back to 0). */
 size_t lunet_wq_requests(void);
 
 /* {==================================================================

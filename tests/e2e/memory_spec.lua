@@ -118,6 +118,14 @@ describe("memory", function()
     print(string.format("\n  100 stalled readers: RSS %.1f MB", r / 1e6))
   end)
 
+  it("keeps a closed conn held by the script safe across collections", function()
+    local server = h.start(h.SCRIPTS .. "/memory_kept.lua", { services = { "keep" } })
+    local client = netstress("churn", server.addr.keep, "20", "")
+    h.wait_for(function() return finished(client) end, 30, "20 conns")
+    server:wait_log("msg=kept of=20 ok=20")
+    assert.equal(0, (server:stop()))
+  end)
+
   -- --max-queued bounds every conn's queue together: past it the conns
   -- with the most queued go first, logged and counted.
   it("drops the largest slow consumers past --max-queued", function()
