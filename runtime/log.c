@@ -414,6 +414,7 @@ static int log_record(lua_State *L, int level) {
   char id[24], peer[LUNET_ADDR_STRLEN];
   size_t msg_len;
   if (!lunet_log_enabled(level)) return 0;
+  lua_settop(L, 2); /* fields stay at 2 when none were given */
   const char *msg = luaL_tolstring(L, 1, &msg_len);
   f.n = 0;
   if (!lua_isnoneornil(L, 2)) table_pairs(L, &f);

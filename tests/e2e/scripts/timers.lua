@@ -31,4 +31,5 @@ lunet.after(200, function()
     periodic_active = tostring(periodic:active()) })
 end)
 
+lunet.log.info("a record without fields") -- the fields table is optional
 return {}
