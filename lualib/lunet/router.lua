@@ -114,7 +114,7 @@ end
 -- order); when it does not, the full search runs. Only for origin-form
 -- paths with nothing to decode (it sorts between "/" and "0": its first
 -- byte is "/", tested without a call). Inside lunet the same function in
--- C runs instead (runtime/route.c): calls into C cost more than the rest
+-- C runs instead (runtime/http/route.c): calls into C cost more than the rest
 -- of a segment's work, and that one makes one call, not two a segment.
 local function match_greedy(node, path)
   if not (path >= "/" and path < "0") or find(path, "%", 1, true) then

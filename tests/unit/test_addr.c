@@ -1,4 +1,4 @@
-/* Unit tests for runtime/addr.c: lunet_addr_parse and lunet_addr_format.
+/* Unit tests for runtime/core/addr.c: lunet_addr_parse and lunet_addr_format.
  * Every input is placed against a guard page, and every prefix of every
  * valid address is fed too (picohttpparser style). The last section binds
  * real libuv handles to parsed addresses and ends with the loop closed. */

@@ -1,4 +1,4 @@
-/* Unit tests for runtime/cli.c: lunet_cli_parse. argv is built from
+/* Unit tests for runtime/core/cli.c: lunet_cli_parse. argv is built from
  * writable copies, so a test can see that the parser leaves it as given. */
 #include <stdarg.h>
 

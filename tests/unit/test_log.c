@@ -1,5 +1,5 @@
-/* Unit tests for runtime/log.c: record formatting (lunet__log_format, pure,
- * no I/O) and the level/format name parsers. Records are checked against
+/* Unit tests for runtime/core/log.c: record formatting (lunet__log_format,
+ * pure, no I/O) and the level/format name parsers. Records are checked against
  * exact strings and also decoded back with small strict logfmt and JSON
  * readers, so every escape is shown to round-trip. */
 #include "check.h"

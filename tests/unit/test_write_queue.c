@@ -1,4 +1,4 @@
-/* Unit tests for runtime/write_queue.c, in libuv's style: a socketpair
+/* Unit tests for runtime/net/write_queue.c, in libuv's style: a socketpair
  * under two pipe handles, callbacks counted, every handle closed and the
  * loop closed clean. What is checked: a pinned string outlives every
  * reference Lua had (a full collection in between) and is written whole;

@@ -7,7 +7,7 @@
 
 #include "conn.h"
 #include "http_internal.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
 
 #define RES_MT "lunet.http.response"

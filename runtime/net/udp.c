@@ -10,9 +10,8 @@
 #include "call.h"
 #include "log.h"
 #include "ratelimit.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
-#include "worker.h"
 #include "timer.h"
 
 #define UDP_MT "lunet.udp"
@@ -236,7 +235,7 @@ int lunet_udp_listen(struct lunet_service *svc) {
   struct lunet_udp *u = udp_new(L, svc);
   if (u == NULL) return UV_ENOMEM;
   lua_pop(L, 1);
-  int r = lunet_worker_share_port(svc->rt, (uv_handle_t *)&u->handle);
+  int r = svc->rt->up->share_port(svc->rt, (uv_handle_t *)&u->handle);
   if (r == 0) r = udp_bind(u, (struct sockaddr *)&svc->addr);
   if (r < 0) {
     lunet_log(LUNET_LOG_ERROR, "listen failed", "service", svc->name, "proto",
@@ -249,7 +248,7 @@ int lunet_udp_listen(struct lunet_service *svc) {
   memcpy(svc->bound, u->bound, sizeof svc->bound);
   lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto", "udp",
             "addr", svc->bound, NULL);
-  lunet_worker_listening(svc, "udp");
+  svc->rt->up->listening(svc, "udp");
   return 0;
 }
 

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "modules.h"
 #include "reload.h"
-#include "runtime.h"
+#include "loop.h"
 
 #define DEBOUNCE_MS 100
 #define WATCH_MAX 64 /* files followed at most */

@@ -42,6 +42,16 @@ int lunet__reload_prefetch_lookup(lua_State *L, const char *path,
 const char *lunet__reload_prefetched(lua_State *L, const char *path,
                                      size_t *len);
 
+struct lunet_list;
+
+/* Applies the --listen overrides to freshly loaded services (the first
+ * load and every reload), so a reload keeps the addresses the command
+ * line chose, and in a worker a port 0 its siblings already bound. 0, or
+ * -1 with err set. */
+int lunet__reload_apply_overrides(struct lunet_runtime *rt,
+                                  struct lunet_list *services, char *err,
+                                  size_t errcap);
+
 /* Frees the requests still waiting (runtime teardown). */
 void lunet__reload_free_waiting(struct lunet_runtime *rt);
 

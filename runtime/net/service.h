@@ -11,7 +11,7 @@
 
 #include "addr.h"
 #include "list.h"
-#include "metrics.h"
+#include "counters.h"
 
 struct lunet_protocol;
 struct lunet_transport;
@@ -36,6 +36,8 @@ struct lunet_service_options {
   size_t max_write_queue;  /* queued bytes that drop a slow consumer */
   unsigned drain_timeout_ms; /* bound on flushing a closing conn */
   int framing;               /* enum lunet_framing */
+  /* What new conns speak; set with framing (lunet_service_set_framing) */
+  const struct lunet_protocol *protocol;
   size_t max_message;        /* line or message size limit with framing */
   unsigned connect_timeout_ms; /* clients only */
   /* udp: socket options (-1: leave the system default) and a per-peer
@@ -116,7 +118,14 @@ int lunet_service_rate_ok(struct lunet_service *svc,
 /* Stops accepting; the service is freed once its last conn is gone. */
 void lunet_service_retire(struct lunet_service *svc);
 
-/* The protocol a new conn of svc speaks, from its kind and framing. */
+/* Sets the framing and the protocol new conns of svc speak: raw, line or
+ * length for LUNET_FRAMING_NONE, _LINE and _LENGTH; p (not NULL) for the
+ * others, whose protocol lives in a layer above this one (HTTP's
+ * lunet_proto_http1). */
+void lunet_service_set_framing(struct lunet_service *svc, int framing,
+                               const struct lunet_protocol *p);
+
+/* The protocol a new conn of svc speaks (lunet_service_set_framing). */
 const struct lunet_protocol *lunet_service_protocol(
     const struct lunet_service *svc);
 

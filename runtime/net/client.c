@@ -8,8 +8,7 @@
 
 #include "conn.h"
 #include "log.h"
-#include "runtime.h"
-#include "script.h"
+#include "loop.h"
 #include "service.h"
 
 /* Lives until the lookup, the connect and the timer have all finished;
@@ -116,14 +115,14 @@ static void merge_tables(lua_State *L) {
   }
 }
 
-static struct lunet_service *client_service(lua_State *L, const char *addr) {
+static struct lunet_service *client_service(lua_State *L, const char *addr,
+                                            lunet_client_check_fn check) {
   char err[512];
   struct lunet_service *svc = lunet_service_new(lunet_rt(L), addr);
   if (svc == NULL) luaL_error(L, "out of memory");
   svc->client = 1;
   merge_tables(L);
-  if (lunet__service_check_table(L, svc, "lunet.connect", err,
-                                 sizeof err) < 0) {
+  if (check(L, svc, "lunet.connect", err, sizeof err) < 0) {
     lunet_service_free(svc);
     luaL_error(L, "%s", err);
   }
@@ -146,7 +145,7 @@ static int start(struct lunet_runtime *rt, struct lunet_connect_req *req,
 }
 
 /* lunet.connect(addr, handlers [, opts]) -> conn (connecting). */
-int lunet_client_connect(lua_State *L) {
+int lunet_client_connect(lua_State *L, lunet_client_check_fn check) {
   struct lunet_runtime *rt = lunet_rt(L);
   size_t addr_len;
   const char *addr = luaL_checklstring(L, 1, &addr_len);
@@ -157,7 +156,7 @@ int lunet_client_connect(lua_State *L) {
   /* A NUL would end the host or port early: not an address. */
   if (memchr(addr, '\0', addr_len) != NULL || split_addr(&parsed, addr) < 0)
     return luaL_argerror(L, 1, "expected \"host:port\" or \"[v6]:port\"");
-  struct lunet_service *svc = client_service(L, addr); /* may raise */
+  struct lunet_service *svc = client_service(L, addr, check); /* may raise */
   struct lunet_connect_req *req = calloc(1, sizeof *req);
   struct lunet_conn *c = req ? lunet_conn_new_client(svc) : NULL;
   if (c == NULL) {

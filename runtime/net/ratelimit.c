@@ -4,7 +4,7 @@
 
 #include "addr.h"
 #include "gc.h"
-#include "runtime.h"
+#include "loop.h"
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>

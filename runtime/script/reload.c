@@ -10,7 +10,7 @@
 #include "fsread.h"
 #include "log.h"
 #include "modules.h"
-#include "runtime.h"
+#include "loop.h"
 #include "script.h"
 #include "service.h"
 #include "ratelimit.h"
@@ -23,6 +23,40 @@
 static struct lunet_service *service_of(struct lunet_list *q) {
   return lunet_container_of(q, struct lunet_service, node);
 }
+
+/* {==================================================================
+ * --listen overrides
+ * =================================================================== */
+
+static struct lunet_service *find_in(struct lunet_list *list,
+                                     const char *name) {
+  for (struct lunet_list *q = list->next; q != list; q = q->next) {
+    struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
+                                                   node);
+    if (strcmp(svc->name, name) == 0) return svc;
+  }
+  return NULL;
+}
+
+int lunet__reload_apply_overrides(struct lunet_runtime *rt,
+                                  struct lunet_list *services, char *err,
+                                  size_t errcap) {
+  for (int i = 0; i < rt->cli->nlisten; i++) {
+    const struct lunet_listen_override *o = &rt->cli->listen[i];
+    struct lunet_service *svc = find_in(services, o->service);
+    if (svc == NULL)
+      return snprintf(err, errcap, "--listen: the script has no service "
+                      "named '%s'", o->service), -1;
+    if (lunet_service_set_addr(svc, o->addr) < 0)
+      return snprintf(err, errcap, "--listen %s=%s: not an address like "
+                      "127.0.0.1:0 or [::1]:0", o->service, o->addr), -1;
+  }
+  for (struct lunet_list *q = services->next; q != services; q = q->next)
+    rt->up->resolve_port(lunet_container_of(q, struct lunet_service, node));
+  return 0;
+}
+
+/* }================================================================== */
 
 /* {==================================================================
  * Prepare: everything that can fail happens before the switch
@@ -66,9 +100,9 @@ static int prepare(struct lunet_runtime *rt, struct lunet_list *loaded,
   /* Checked even after a successful load: pcall(require, ...) may have
    * swallowed the request for a file. */
   if (lunet_modules_wanted(rt->L) > 0) r = 1;
-  else if (r == 0 && (lunet__runtime_apply_overrides(rt, loaded, err,
-                                                     errcap) < 0 ||
-                      bind_listeners(rt, loaded, err, errcap) < 0))
+  else if (r == 0 &&
+           (lunet__reload_apply_overrides(rt, loaded, err, errcap) < 0 ||
+            bind_listeners(rt, loaded, err, errcap) < 0))
     r = -1;
   if (r != 0) {
     luaL_unref(rt->L, LUA_REGISTRYINDEX, *hook_ref);

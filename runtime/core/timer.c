@@ -7,7 +7,7 @@
 
 #include "call.h"
 #include "list.h"
-#include "runtime.h"
+#include "loop.h"
 
 #define TIMER_MT "lunet.timer"
 #define TIMER_UV_FN 1

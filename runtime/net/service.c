@@ -7,9 +7,8 @@
 #include <lauxlib.h>
 
 #include "framing.h"
-#include "http.h"
 #include "protocol.h"
-#include "runtime.h"
+#include "loop.h"
 #include "ipcount.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -25,6 +24,7 @@ static const struct lunet_service_options default_options = {
     .max_write_queue = 16 << 20,
     .drain_timeout_ms = 10000,
     .framing = LUNET_FRAMING_NONE,
+    .protocol = &lunet_proto_raw,
     .max_message = 64 << 10,
     .connect_timeout_ms = 10000,
     .broadcast = -1,
@@ -138,17 +138,26 @@ void lunet_service_retire(struct lunet_service *svc) {
   if (svc->nconns == 0) lunet_service_free(svc);
 }
 
+void lunet_service_set_framing(struct lunet_service *svc, int framing,
+                               const struct lunet_protocol *p) {
+  svc->opt.framing = framing;
+  switch (framing) {
+    case LUNET_FRAMING_NONE:
+      p = &lunet_proto_raw;
+      break;
+    case LUNET_FRAMING_LINE:
+      p = &lunet_proto_line;
+      break;
+    case LUNET_FRAMING_LENGTH:
+      p = &lunet_proto_length;
+      break;
+  }
+  svc->opt.protocol = p;
+}
+
 const struct lunet_protocol *lunet_service_protocol(
     const struct lunet_service *svc) {
-  switch (svc->opt.framing) {
-    case LUNET_FRAMING_LINE:
-      return &lunet_proto_line;
-    case LUNET_FRAMING_LENGTH:
-      return &lunet_proto_length;
-    case LUNET_FRAMING_HTTP:
-      return &lunet_proto_http1;
-  }
-  return &lunet_proto_raw;
+  return svc->opt.protocol;
 }
 
 const struct lunet_transport *lunet_service_transport(

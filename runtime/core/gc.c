@@ -3,7 +3,7 @@
 #include <malloc.h>
 #include <lua.h>
 
-#include "runtime.h"
+#include "loop.h"
 
 #define GARBAGE_FLOOR ((size_t)4 << 20)     /* garbage any heap may hold */
 #define PAUSE_MIN 200                       /* Lua's default */

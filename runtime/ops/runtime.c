@@ -200,11 +200,22 @@ static int runtime_set_paths(struct lunet_runtime *rt, char *err,
   return 0;
 }
 
+/* What the layers below reach of ops/ (loop.h): the calls they made
+ * directly when they could include these headers. */
+static const struct lunet_upcalls upcalls = {
+    .shutdown = lunet_runtime_shutdown,
+    .share_port = lunet_worker_share_port,
+    .listening = lunet_worker_listening,
+    .resolve_port = lunet_worker_resolve_port,
+    .publish = lunet_worker_publish,
+};
+
 struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
                                         char *err, size_t errcap) {
   struct lunet_runtime *rt = calloc(1, sizeof *rt);
   if (rt == NULL) return snprintf(err, errcap, "out of memory"), NULL;
   rt->cli = cli;
+  rt->up = &upcalls;
   rt->started_ns = uv_hrtime();
   snprintf(rt->last_reload, sizeof rt->last_reload, "none");
   lunet_list_init(&rt->services);
@@ -237,35 +248,6 @@ struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
   return rt;
 }
 
-static struct lunet_service *find_in(struct lunet_list *list,
-                                     const char *name) {
-  for (struct lunet_list *q = list->next; q != list; q = q->next) {
-    struct lunet_service *svc = lunet_container_of(q, struct lunet_service,
-                                                   node);
-    if (strcmp(svc->name, name) == 0) return svc;
-  }
-  return NULL;
-}
-
-int lunet__runtime_apply_overrides(struct lunet_runtime *rt,
-                                   struct lunet_list *services, char *err,
-                                   size_t errcap) {
-  for (int i = 0; i < rt->cli->nlisten; i++) {
-    const struct lunet_listen_override *o = &rt->cli->listen[i];
-    struct lunet_service *svc = find_in(services, o->service);
-    if (svc == NULL)
-      return snprintf(err, errcap, "--listen: the script has no service "
-                      "named '%s'", o->service), -1;
-    if (lunet_service_set_addr(svc, o->addr) < 0)
-      return snprintf(err, errcap, "--listen %s=%s: not an address like "
-                      "127.0.0.1:0 or [::1]:0", o->service, o->addr), -1;
-  }
-  for (struct lunet_list *q = services->next; q != services; q = q->next)
-    lunet_worker_resolve_port(lunet_container_of(q, struct lunet_service,
-                                                 node));
-  return 0;
-}
-
 /* The first version: no hook runs (on_reload is for reloads only). */
 int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
                        int *usage) {
@@ -278,7 +260,7 @@ int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
   rt->version++;
   for (q = rt->services.next; q != &rt->services; q = q->next)
     lunet_container_of(q, struct lunet_service, node)->version = rt->version;
-  if (lunet__runtime_apply_overrides(rt, &rt->services, err, errcap) < 0)
+  if (lunet__reload_apply_overrides(rt, &rt->services, err, errcap) < 0)
     return *usage = 1, -1;
   return 0;
 }

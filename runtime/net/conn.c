@@ -12,7 +12,7 @@
 #include "ipcount.h"
 #include "log.h"
 #include "protocol.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
 #include "transport.h"
 #include "write_queue.h"

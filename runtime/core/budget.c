@@ -8,7 +8,7 @@
 #include <lauxlib.h>
 #include <uv.h>
 
-#include "runtime.h"
+#include "loop.h"
 
 #define BUDGET_CHECK_EVERY 10000     /* coroutine instructions between checks */
 #define WATCH_TICK_MIN_NS 5000000ull /* 5 ms */

@@ -5,8 +5,9 @@
 #include <lauxlib.h>
 
 #include "framing.h"
+#include "http.h"
 #include "reload.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
 #include "pubsub.h"
 #include "timer.h"
@@ -144,9 +145,10 @@ static int check_count(struct check *k, const char *key, unsigned *out) {
 static int check_framing(struct check *k, struct lunet_service *svc) {
   const char *name = lua_type(k->L, -1) == LUA_TSTRING
                          ? lua_tostring(k->L, -1) : "";
-  svc->opt.framing = lunet_framing_parse(name);
-  if (svc->opt.framing < 0)
+  int framing = lunet_framing_parse(name);
+  if (framing < 0)
     return check_fail(k, "'framing' must be \"line\" or \"length\"%s", "");
+  lunet_service_set_framing(svc, framing, NULL);
   return 0;
 }
 
@@ -372,7 +374,7 @@ static int check_http_handlers(struct check *k, struct lunet_service *svc) {
     return check_fail(k, "an http service needs a handler%s", "");
   if (svc->opt.framing != LUNET_FRAMING_NONE)
     return check_fail(k, "an http service takes no framing%s", "");
-  svc->opt.framing = LUNET_FRAMING_HTTP;
+  lunet_service_set_framing(svc, LUNET_FRAMING_HTTP, &lunet_proto_http1);
   return 0;
 }
 

@@ -6,8 +6,7 @@
 
 #include "call.h"
 #include "log.h"
-#include "runtime.h"
-#include "worker.h"
+#include "loop.h"
 
 #define SUB_MT "lunet.subscription"
 #define SUB_UV_FN 1
@@ -143,7 +142,8 @@ int lunet_pubsub_publish(lua_State *L) {
                 "topic contains a NUL byte");
   lua_settop(L, 2);
   const char *msg = lua_tolstring(L, 2, &mlen);
-  lunet_worker_publish(lunet_rt(L), topic, tlen, msg, mlen);
+  struct lunet_runtime *rt = lunet_rt(L);
+  rt->up->publish(rt, topic, tlen, msg, mlen);
   int delivered = push_list(L, 1, 0) ? deliver(L, 3) : 0;
   lua_pushinteger(L, delivered);
   return 1;

@@ -8,7 +8,7 @@
 
 #include "conn.h"
 #include "log.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
 
 /* One uv_write: either a pin of a Lua string or a copy that follows the

@@ -11,32 +11,10 @@
 #include <uv.h>
 
 #include "framing.h"
+#include "http.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
-
-const char *const lunet_close_reason_names[CLOSE_REASONS] = {
-    "eof",           "closed",           "shutdown",     "handler_error",
-    "slow_consumer", "message_too_long", "rate_limited", "idle_timeout",
-    "write_timeout", "eof_truncated",    "other"};
-
-const double lunet_latency_bounds[LUNET_LATENCY_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
-
-enum lunet_close_reason lunet_metrics_reason(const char *reason) {
-  for (int i = 0; i < CLOSE_OTHER; i++)
-    if (strcmp(reason, lunet_close_reason_names[i]) == 0) return i;
-  return CLOSE_OTHER;
-}
-
-void lunet_metrics_observe(struct lunet_metrics *m, double seconds) {
-  int i = 0;
-  while (i < LUNET_LATENCY_BUCKETS && seconds > lunet_latency_bounds[i]) i++;
-  m->latency[i]++;
-  m->latency_sum += seconds;
-  m->latency_count++;
-}
 
 /* The upper bound of the bucket holding quantile q, in seconds. */
 static double quantile(const struct lunet_metrics *m, double q) {
@@ -387,7 +365,7 @@ int lunet_metrics_serve(struct lunet_runtime *rt, const char *addr) {
   if (svc == NULL) return UV_ENOMEM;
   svc->kind = LUNET_KIND_HTTP;
   svc->internal = 1;
-  svc->opt.framing = LUNET_FRAMING_HTTP;
+  lunet_service_set_framing(svc, LUNET_FRAMING_HTTP, &lunet_proto_http1);
   if (lunet_service_set_addr(svc, addr) < 0) {
     lunet_log(LUNET_LOG_ERROR, "metrics: not an address", "addr", addr, NULL);
     lunet_service_free(svc);

@@ -10,7 +10,8 @@
 #include "pubsub.h"
 #include "ratelimit.h"
 #include "log.h"
-#include "runtime.h"
+#include "loop.h"
+#include "script.h"
 #include "service.h"
 #include "timer.h"
 #include "udp.h"
@@ -80,8 +81,13 @@ static int lunet_exit(lua_State *L) {
   lua_Integer code = luaL_optinteger(L, 1, 0);
   luaL_argcheck(L, code >= 0 && code <= 255, 1, "exit code must be 0-255");
   rt->exit_code = (int)code;
-  if (!rt->shutting_down) lunet_runtime_shutdown(rt, "lunet.exit");
+  if (!rt->shutting_down) rt->up->shutdown(rt, "lunet.exit");
   return 0;
+}
+
+/* lunet.connect: net/ checks the handlers table with script/'s rules. */
+static int lunet_connect(lua_State *L) {
+  return lunet_client_connect(L, lunet__service_check_table);
 }
 
 int lunet_open(lua_State *L) {
@@ -90,7 +96,7 @@ int lunet_open(lua_State *L) {
                                    {"now", lunet_now},
                                    {"connections", lunet_connections},
                                    {"state", lunet_state},
-                                   {"connect", lunet_client_connect},
+                                   {"connect", lunet_connect},
                                    {"publish", lunet_pubsub_publish},
                                    {"subscribe", lunet_pubsub_subscribe},
                                    {"exit", lunet_exit},

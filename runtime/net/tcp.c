@@ -4,9 +4,8 @@
 
 #include "conn.h"
 #include "log.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
-#include "worker.h"
 
 #define LISTEN_BACKLOG 511
 
@@ -23,7 +22,7 @@ static void tcp_listener_close_cb(uv_handle_t *h) { free(h); }
 static int tcp_bind(struct lunet_service *svc, uv_tcp_t *tcp) {
   struct sockaddr_storage bound;
   int r, len = sizeof bound;
-  if ((r = lunet_worker_share_port(svc->rt, (uv_handle_t *)tcp)) < 0 ||
+  if ((r = svc->rt->up->share_port(svc->rt, (uv_handle_t *)tcp)) < 0 ||
       (r = uv_tcp_bind(tcp, (struct sockaddr *)&svc->addr, 0)) < 0)
     return r;
   if ((r = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG,
@@ -56,7 +55,7 @@ int lunet_tcp_listen(struct lunet_service *svc) {
   const char *proto = svc->kind == LUNET_KIND_HTTP ? "http" : "tcp";
   lunet_log(LUNET_LOG_INFO, "listening", "service", svc->name, "proto", proto,
             "addr", svc->bound, NULL);
-  lunet_worker_listening(svc, proto);
+  svc->rt->up->listening(svc, proto);
   return 0;
 }
 

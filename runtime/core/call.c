@@ -8,8 +8,8 @@
 #include "addr.h"
 #include "budget.h"
 #include "log.h"
-#include "metrics.h"
-#include "runtime.h"
+#include "counters.h"
+#include "loop.h"
 
 int lunet_traceback(lua_State *L) {
   if (lua_tostring(L, 1) == NULL) {

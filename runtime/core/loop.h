@@ -1,9 +1,13 @@
-/* The runtime: one libuv loop, one Lua state, the services of the loaded
- * script and everything that lives on the loop for them. */
-#ifndef LUNET_RUNTIME_H
-#define LUNET_RUNTIME_H
+/* The loop's state: one libuv loop, one Lua state and what every layer
+ * keeps on them. Only the type lives here, low, so that every layer may
+ * read the fields it owns; making, loading, running and stopping a
+ * runtime is runtime.h's (ops/). Pointers to the upper layers' parts are
+ * opaque here, and the lower layers reach up only through `up`. */
+#ifndef LUNET_LOOP_H
+#define LUNET_LOOP_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
 #include <uv.h>
@@ -12,6 +16,24 @@
 #include "addr.h"
 #include "cli.h"
 #include "list.h"
+
+struct lunet_runtime;
+struct lunet_service;
+
+/* Calls from the lower layers up into ops/ (filled in by
+ * lunet_runtime_new): net/ and script/ reach the worker and the shutdown
+ * through these instead of including ops/ headers. */
+struct lunet_upcalls {
+  /* lunet_runtime_shutdown (lunet.exit) */
+  void (*shutdown)(struct lunet_runtime *rt, const char *why);
+  /* lunet_worker_share_port, _listening, _resolve_port, _publish
+   * (worker.h): each does nothing outside a worker. */
+  int (*share_port)(struct lunet_runtime *rt, uv_handle_t *h);
+  void (*listening)(struct lunet_service *svc, const char *proto);
+  void (*resolve_port)(struct lunet_service *svc);
+  int (*publish)(struct lunet_runtime *rt, const char *topic, size_t tlen,
+                 const char *msg, size_t mlen);
+};
 
 #define LUNET_READ_BUF_SIZE 65536
 
@@ -22,8 +44,8 @@ struct lunet_runtime {
   const struct lunet_cli *cli;
   char script_path[PATH_MAX];
   char script_dir[PATH_MAX];
-  struct lunet_list services; /* struct lunet_service.node */
-  struct lunet_list clients;  /* services of lunet.connect conns */
+  struct lunet_list services;    /* struct lunet_service.node */
+  struct lunet_list clients;     /* services of lunet.connect conns */
   struct lunet_list udp_clients; /* sockets from lunet.udp */
   char *udp_buf; /* receive buffer shared by every udp socket, lazily */
   struct lunet_list draining; /* conns flushing their queue before close */
@@ -43,26 +65,27 @@ struct lunet_runtime {
    * no bound) the largest slow consumers are dropped. */
   size_t queued_bytes;
   size_t max_queued;
-  uint64_t queue_drops;       /* conns dropped for max_queued */
-  unsigned version;           /* script version serving now, from 1 */
-  unsigned loading_version;   /* version being loaded, 0 outside a load */
+  uint64_t queue_drops;     /* conns dropped for max_queued */
+  unsigned version;         /* script version serving now, from 1 */
+  unsigned loading_version; /* version being loaded, 0 outside a load */
   int shutting_down;
   int tearing_down; /* lunet_runtime_free runs: nothing new may start */
   int fd_exhausted; /* the last probe found no free descriptor */
   int exit_code;
-  struct lunet_control *control; /* NULL when not listening */
-  struct lunet_worker *worker;   /* the supervisor channel, in a worker */
-  struct lunet_watch *watch;     /* NULL without --watch */
+  struct lunet_control *control;    /* NULL when not listening */
+  struct lunet_worker *worker;      /* the supervisor channel, in a worker */
+  const struct lunet_upcalls *up;   /* set by lunet_runtime_new */
+  struct lunet_watch *watch;        /* NULL without --watch */
   struct lunet_list reload_waiting; /* reload requests for the next batch */
   int reload_running;               /* a batch is reading its files */
   int reload_reads_on_loop; /* out of prefetch rounds: read new modules */
-  uint64_t started_ns;    /* uv_hrtime() at start */
-  uint64_t last_sweep_ms; /* the sweep's own lag is the loop's lag */
+  uint64_t started_ns;      /* uv_hrtime() at start */
+  uint64_t last_sweep_ms;   /* the sweep's own lag is the loop's lag */
   uint64_t loop_lag_ms;
-  char last_reload[160];  /* outcome and time of the last reload */
+  char last_reload[160]; /* outcome and time of the last reload */
   char metrics_addr[LUNET_ADDR_STRLEN]; /* the script's `metrics = ADDR` */
-  int gc_pause;           /* the collector's pause now (gc.c) */
-  size_t gc_idle_heap;    /* Lua heap after the last idle collection */
+  int gc_pause;                         /* the collector's pause now (gc.c) */
+  size_t gc_idle_heap; /* Lua heap after the last idle collection */
   /* Userdata the runtime made with a __gc that has not run yet (live or
    * awaiting collection; gc.h). Conns have none. */
   uint64_t gc_finalizers;
@@ -83,34 +106,5 @@ struct lunet_runtime {
 static inline struct lunet_runtime *lunet_rt(lua_State *L) {
   return *(struct lunet_runtime **)lua_getextraspace(L);
 }
-
-/* Creates the loop and the Lua state, with package.path covering the
- * script's directory and lualib/. Returns NULL with err set on failure. */
-struct lunet_runtime *lunet_runtime_new(const struct lunet_cli *cli,
-                                        char *err, size_t errcap);
-
-/* Loads cli->script, applies --listen overrides. 0, or -1 with err set and
- * *usage set when the error is the command line's (exit 2, not 1). */
-int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
-                       int *usage);
-
-/* Applies the --listen overrides to freshly loaded services, so a reload
- * keeps the addresses the command line chose. 0, or -1 with err set. */
-int lunet__runtime_apply_overrides(struct lunet_runtime *rt,
-                                   struct lunet_list *services, char *err,
-                                   size_t errcap);
-
-/* Binds every service; 0 or a negative UV error (already logged). */
-int lunet_runtime_listen(struct lunet_runtime *rt);
-
-/* Runs the loop until nothing is left on it; returns the exit code. */
-int lunet_runtime_run(struct lunet_runtime *rt);
-
-/* First call: stop accepting, close conns after their queues flush and stop
- * timers, bounded by --shutdown-timeout. Second call: close everything now. */
-void lunet_runtime_shutdown(struct lunet_runtime *rt, const char *why);
-
-/* Closes every handle, runs the loop empty, then closes Lua and the loop. */
-void lunet_runtime_free(struct lunet_runtime *rt);
 
 #endif

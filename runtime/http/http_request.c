@@ -11,7 +11,7 @@
 
 #include "conn.h"
 #include "http_internal.h"
-#include "runtime.h"
+#include "loop.h"
 
 #define REQ_MT "lunet.http.request"
 

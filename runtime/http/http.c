@@ -10,7 +10,7 @@
 #include "conn.h"
 #include "log.h"
 #include "protocol.h"
-#include "runtime.h"
+#include "loop.h"
 #include "service.h"
 
 #define HTTP_MAX_HEADERS 100
