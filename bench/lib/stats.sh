@@ -14,6 +14,9 @@ GOAL_UDP_DGRAMS=">= 0.85"  # UDP dgrams/s, lunet/udp_echo_ceiling
 GOAL_MEM_TCP="<= 600"      # B RSS per idle TCP conn, lunet's own
 GOAL_MEM_HTTP="<= 700"     # B RSS per idle HTTP keep-alive conn, lunet's
 
+SUM_ROWS=()  # the summary: "measurement|lunet|peer|ratio|goal|status"
+SUM_MET=0 SUM_MISSED=0
+
 # Median of the numbers on stdin; 0 for none. An even count gives the
 # mean of the middle two.
 median() {

@@ -29,8 +29,6 @@ ALL_SMOKE_chat="--runs 1 --duration 1 --clients 50"
 ALL_BENCH_S=480   # bound on one benchmark of `all` (each bounds itself too)
 
 declare -gA ALL_RAW=() ALL_FAILED=() # benchmark -> raw results file / why
-SUM_ROWS=()                         # "measurement|lunet|peer|ratio|goal|status"
-SUM_MET=0 SUM_MISSED=0
 
 parse_all_options() {
   OPT_SMOKE=0 OPT_RUNS=3 OPT_MARKDOWN=default
