@@ -143,6 +143,16 @@ function Proc:stop(timeout)
   return self:wait(timeout)
 end
 
+-- The pid serving in each worker slot of a --workers server now, from the
+-- supervisor's log (a replaced worker's later line wins).
+function M.worker_pids(p)
+  local pids = {}
+  for id, pid in p:log():gmatch('msg="worker ready" id=(%d+) pid=(%d+)') do
+    pids[tonumber(id)] = tonumber(pid)
+  end
+  return pids
+end
+
 -- Kills whatever a spec left running.
 function M.cleanup()
   for p in pairs(running) do p:stop(5) end

@@ -41,14 +41,7 @@ local function start(extra, pidfile)
   return p
 end
 
--- The pid serving in each worker slot now, from the supervisor's log.
-local function worker_pids(p)
-  local pids = {}
-  for id, pid in p:log():gmatch('msg="worker ready" id=(%d+) pid=(%d+)') do
-    pids[tonumber(id)] = tonumber(pid)
-  end
-  return pids
-end
+local worker_pids = h.worker_pids
 
 -- Opens a connection and reads its greeting: conn, worker id.
 local function visit(p, timeout)

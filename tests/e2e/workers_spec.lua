@@ -17,14 +17,7 @@ local function start(script, extra)
   return p
 end
 
--- The pid serving in each worker slot now, from the supervisor's log.
-local function worker_pids(p)
-  local pids = {}
-  for id, pid in p:log():gmatch('msg="worker ready" id=(%d+) pid=(%d+)') do
-    pids[tonumber(id)] = tonumber(pid)
-  end
-  return pids
-end
+local worker_pids = h.worker_pids
 
 local function alive(pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
