@@ -17,10 +17,10 @@ enum lunet_close_reason lunet_metrics_reason(const char *reason) {
   return CLOSE_OTHER;
 }
 
-void lunet_metrics_observe(struct lunet_metrics *m, double seconds) {
+void lunet_histogram_observe(struct lunet_histogram *h, double seconds) {
   int i = 0;
   while (i < LUNET_LATENCY_BUCKETS && seconds > lunet_latency_bounds[i]) i++;
-  m->latency[i]++;
-  m->latency_sum += seconds;
-  m->latency_count++;
+  h->bucket[i]++;
+  h->sum += seconds;
+  h->count++;
 }

@@ -24,6 +24,15 @@ enum lunet_close_reason {
 
 #define LUNET_LATENCY_BUCKETS 14
 
+/* Observations in fixed buckets (lunet_latency_bounds), +Inf last. */
+struct lunet_histogram {
+  uint64_t bucket[LUNET_LATENCY_BUCKETS + 1];
+  double sum; /* seconds */
+  uint64_t count;
+};
+
+enum lunet_tls_result { TLS_OK, TLS_FAILED, TLS_TIMEOUT, TLS_RESULTS };
+
 struct lunet_metrics {
   uint64_t accepted;
   uint64_t closed[CLOSE_REASONS];
@@ -33,9 +42,10 @@ struct lunet_metrics {
   uint64_t handler_errors;
   uint64_t budget_aborts;
   uint64_t refused; /* connection limits, rate limits, accept errors */
-  uint64_t latency[LUNET_LATENCY_BUCKETS + 1]; /* per bucket, +Inf last */
-  double latency_sum;                          /* seconds */
-  uint64_t latency_count;
+  struct lunet_histogram latency; /* http: request to response */
+  uint64_t tls_handshakes[TLS_RESULTS];
+  uint64_t tls_resumed;
+  struct lunet_histogram tls_handshake; /* accept or connect to done */
 };
 
 extern const char *const lunet_close_reason_names[CLOSE_REASONS];
@@ -45,6 +55,6 @@ extern const double lunet_latency_bounds[LUNET_LATENCY_BUCKETS]; /* s */
 enum lunet_close_reason lunet_metrics_reason(const char *reason);
 
 /* Adds one observation of `seconds` to the histogram. */
-void lunet_metrics_observe(struct lunet_metrics *m, double seconds);
+void lunet_histogram_observe(struct lunet_histogram *h, double seconds);
 
 #endif

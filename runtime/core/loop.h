@@ -79,6 +79,7 @@ struct lunet_runtime {
   struct lunet_list reload_waiting; /* reload requests for the next batch */
   int reload_running;               /* a batch is reading its files */
   int reload_reads_on_loop; /* out of prefetch rounds: read new modules */
+  struct lunet_tls_jobs *tls_jobs; /* certificates a load is building */
   uint64_t started_ns;      /* uv_hrtime() at start */
   uint64_t last_sweep_ms;   /* the sweep's own lag is the loop's lag */
   uint64_t loop_lag_ms;

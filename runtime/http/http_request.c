@@ -24,7 +24,8 @@ enum {
   UV_HEADERS,    /* headers, query, params: made on the first read */
   UV_QUERY,
   UV_PARAMS,
-  UV_COUNT = UV_PARAMS
+  UV_TLS,        /* the conn's tls table, on a TLS conn */
+  UV_COUNT = UV_TLS
 };
 
 struct request {
@@ -56,6 +57,7 @@ enum field {
   F_PEER,
   F_QUERY,
   F_PARAMS,
+  F_TLS,
   F_COUNT
 };
 #define FIELD_NAME(s) \
@@ -72,7 +74,8 @@ static const struct {
                           FIELD_NAME("version"),
                           FIELD_NAME("peer"),
                           FIELD_NAME("query"),
-                          FIELD_NAME("params")};
+                          FIELD_NAME("params"),
+                          FIELD_NAME("tls")};
 
 static enum field field_of(const char *k, size_t n) {
   for (int f = F_METHOD; f < F_COUNT; f++)
@@ -92,6 +95,8 @@ static int slot_of(enum field f) {
       return UV_QUERY;
     case F_PARAMS:
       return UV_PARAMS;
+    case F_TLS:
+      return UV_TLS;
     default:
       return 0;
   }
@@ -231,6 +236,9 @@ static void push_kept(lua_State *L, const struct request *r, enum field f,
     case F_BODY:
       lua_pushliteral(L, "");
       return; /* no body: nothing kept */
+    case F_TLS:
+      lua_pushnil(L);
+      return; /* a plain conn */
     case F_HEADERS:
       push_headers(L, r);
       break;
@@ -440,6 +448,8 @@ void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {
   if (h->head_len > 0) memcpy((char *)head_of(r), h->head, h->head_len);
   lua_rawgeti(L, LUA_REGISTRYINDEX, lunet_rt(L)->http_request_mt);
   lua_setmetatable(L, -2);
+  if (lunet_conn_push_tls(L, h->c)) /* the conn's table, made once */
+    lua_setiuservalue(L, -2, UV_TLS);
   if (h->body_len > 0) {
     lua_pushlstring(L, h->body, h->body_len);
     lua_setiuservalue(L, -2, UV_BODY);

@@ -187,7 +187,7 @@ static void count_response(struct lunet_http *h, int status) {
   struct lunet_metrics *m = &h->c->svc->metrics;
   if (status >= 100 && status < 600) m->responses[status / 100 - 1]++;
   if (h->start_ns != 0)
-    lunet_metrics_observe(m, (double)(uv_hrtime() - h->start_ns) / 1e9);
+    lunet_histogram_observe(&m->latency, (double)(uv_hrtime() - h->start_ns) / 1e9);
   h->start_ns = 0;
 }
 

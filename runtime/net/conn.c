@@ -101,10 +101,6 @@ void lunet_conn_message(struct lunet_conn *c, int h, const char *p, size_t n) {
  * Input: the protocol consumes what it can, the conn keeps the rest
  * =================================================================== */
 
-int lunet_lunet_conn_accepts_input(const struct lunet_conn *c) {
-  return lunet_conn_accepts_input(c);
-}
-
 /* The protocol handed the conn to another in place after consuming off
  * bytes of buf: the rest goes to the new one at once. */
 static size_t conn_deliver_switched(struct lunet_conn *c, const char *buf,
@@ -259,6 +255,13 @@ static void conn_peer_eof(struct lunet_conn *c) {
   if (lunet_conn_accepts_input(c)) conn_deliver_buffered(c);
 }
 
+void lunet_conn_input_end(struct lunet_conn *c) {
+  if (c->state != CONN_OPEN) return;
+  c->peer_eof = 1;
+  conn_set_reading(c); /* stops the socket's reads */
+  if (lunet_conn_accepts_input(c)) conn_deliver_buffered(c);
+}
+
 /* }================================================================== */
 
 /* {==================================================================
@@ -296,8 +299,10 @@ static void conn_close_cb(uv_handle_t *h) {
   c->state = CONN_CLOSED;
   c->svc->metrics.closed[lunet_metrics_reason(c->close_reason)]++;
   conn_log_lifecycle(c, "conn closed");
-  lua_pushstring(L, c->close_reason);
-  conn_dispatch(c, LUNET_ON_CLOSE, 1);
+  if (c->started || c->svc->client) { /* a handshake Lua never saw: none */
+    lua_pushstring(L, c->close_reason);
+    conn_dispatch(c, LUNET_ON_CLOSE, 1);
+  }
   lunet_conn_push(L, c);
   ((struct conn_box *)lua_touserdata(L, -1))->c = NULL;
   lua_pop(L, 1);
@@ -305,6 +310,7 @@ static void conn_close_cb(uv_handle_t *h) {
   c->self_ref = LUA_NOREF;
   lunet_list_remove(&c->pending);
   if (c->proto->detach != NULL) c->proto->detach(c);
+  if (c->transport->detach != NULL) c->transport->detach(c);
   if (c->ip_counted) lunet_ipcount_release(c->svc->per_ip, &c->peer.sa);
   lunet_service_conn_gone(c->svc);
   free(c->in);
@@ -331,6 +337,7 @@ void lunet_conn_close(struct lunet_conn *c, const char *reason,
   if (c->state == CONN_DRAINING && !graceful) conn_uv_close(c);
   if (c->state != CONN_OPEN) return;
   c->close_reason = reason;
+  if (graceful && c->transport->shutdown != NULL) c->transport->shutdown(c);
   c->state = CONN_DRAINING;
   conn_set_reading(c);
   lunet_list_remove(&c->node);
@@ -466,6 +473,13 @@ static void conn_start(struct lunet_conn *c) {
   conn_log_lifecycle(c, "conn open");
   c->state = CONN_OPEN;
   conn_set_reading(c);
+  if (c->transport->start != NULL && c->transport->start(c) != 0) return;
+  lunet_conn_ready(c);
+}
+
+void lunet_conn_ready(struct lunet_conn *c) {
+  if (c->state != CONN_OPEN) return;
+  c->started = 1;
   conn_dispatch(c, LUNET_ON_CONNECT, 0);
 }
 
@@ -522,6 +536,8 @@ static void conn_check_timeouts(struct lunet_conn *c, uint64_t now) {
   if (o->write_timeout_ms && c->wq_bytes > 0 &&
       now - c->write_stalled_ms >= o->write_timeout_ms)
     return lunet_conn_close(c, "write_timeout", 0);
+  if (c->transport->timeouts != NULL && c->transport->timeouts(c, now))
+    return;
   if (c->proto->timeouts != NULL) return c->proto->timeouts(c, now);
   if (o->idle_timeout_ms && now - c->last_read_ms >= o->idle_timeout_ms)
     lunet_conn_close(c, "idle_timeout", 1);
@@ -529,8 +545,10 @@ static void conn_check_timeouts(struct lunet_conn *c, uint64_t now) {
 
 void lunet_conn_timeouts(struct lunet_service *svc, uint64_t now) {
   struct lunet_list *q, *next;
+  const struct lunet_transport *t = lunet_service_transport(svc);
+  if (t->tick != NULL) t->tick(svc, now);
   if (!svc->opt.write_timeout_ms && !svc->opt.idle_timeout_ms &&
-      lunet_service_protocol(svc)->timeouts == NULL)
+      lunet_service_protocol(svc)->timeouts == NULL && t->timeouts == NULL)
     return;
   for (q = svc->conns.next; q != &svc->conns; q = next) {
     next = q->next;
@@ -728,6 +746,11 @@ static int push_data(lua_State *L) {
   return 1;
 }
 
+int lunet_conn_push_tls(lua_State *L, const struct lunet_conn *c) {
+  if (c->state > CONN_DRAINING || c->transport->push_info == NULL) return 0;
+  return c->transport->push_info(L, c);
+}
+
 static int push_peer(lua_State *L, const struct lunet_conn *c) {
   char peer[LUNET_ADDR_STRLEN];
   if (c == NULL || lunet_addr_format(&c->peer.sa, peer, sizeof peer) < 0)
@@ -753,6 +776,8 @@ static int conn_index(lua_State *L) {
   if (strcmp(key, "peer") == 0) return push_peer(L, b->c);
   if (strcmp(key, "service") == 0 && b->c != NULL)
     return lua_pushstring(L, b->c->svc->name), 1;
+  if (strcmp(key, "tls") == 0 && b->c != NULL)
+    return lunet_conn_push_tls(L, b->c);
   return 0;
 }
 

@@ -50,6 +50,8 @@ struct lunet_conn {
   unsigned char peer_eof;        /* the peer shut its side: no more input, but
                                     what is buffered is still delivered (and
                                     answered) before the conn closes */
+  unsigned char started;         /* on_connect has run (after a transport's
+                                    handshake): on_close will */
   uint64_t last_read_ms;         /* idle_timeout */
   uint64_t write_stalled_ms;     /* output queued and not moving since */
   /* Fixed at connect (a reload's framing applies to new conns); a
@@ -151,6 +153,13 @@ void lunet__conn_feed(struct lunet_conn *c, const char *p, size_t n);
 /* The plaintext a transport got from the socket, for the protocol. */
 void lunet_conn_plaintext(struct lunet_conn *c, const char *p, size_t n);
 
+/* The transport's handshake is done: on_connect runs. */
+void lunet_conn_ready(struct lunet_conn *c);
+
+/* The peer ended its input inside the transport (TLS close_notify): as
+ * an EOF on the socket, what is buffered is delivered, then it closes. */
+void lunet_conn_input_end(struct lunet_conn *c);
+
 /* Bytes for the wire: what the socket takes now, the rest queued, pinned
  * when they are part of the Lua string at index idx of L (0: copied).
  * Counted against the conn's write_high_water (no more input past it)
@@ -162,6 +171,10 @@ int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
 /* }================================================================== */
 
 /* }================================================================== */
+
+/* Pushes conn.tls (the transport's view of the session): 1, or 0 and
+ * nothing pushed on a plain conn. */
+int lunet_conn_push_tls(lua_State *L, const struct lunet_conn *c);
 
 /* Pushes the conn's box. */
 void lunet_conn_push(lua_State *L, const struct lunet_conn *c);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "tcp.h"
+#include "tls.h"
 #include "transport.h"
 #include "udp.h"
 
@@ -68,6 +69,8 @@ void lunet_service_free(struct lunet_service *svc) {
   lunet_list_remove(&svc->node);
   lunet_ratelimit_free(svc->ratelimit);
   lunet_ipcount_free(svc->per_ip);
+  lunet_service_set_tls(svc, NULL);
+  lunet_tls_config_free(svc->tls_config);
   free(svc->name);
   free(svc);
 }
@@ -162,8 +165,22 @@ const struct lunet_protocol *lunet_service_protocol(
 
 const struct lunet_transport *lunet_service_transport(
     const struct lunet_service *svc) {
-  (void)svc;
-  return &lunet_transport_plain;
+  return svc->transport != NULL ? svc->transport : &lunet_transport_plain;
+}
+
+void lunet_service_take_transport(struct lunet_service *into,
+                                  struct lunet_service *from) {
+  lunet_tls_ctx_unref(into->transport_ctx);
+  into->transport = from->transport;
+  into->transport_ctx = from->transport_ctx;
+  from->transport = NULL;
+  from->transport_ctx = NULL;
+}
+
+void lunet_service_set_tls(struct lunet_service *svc, void *ctx) {
+  lunet_tls_ctx_unref(svc->transport_ctx);
+  svc->transport_ctx = ctx;
+  svc->transport = ctx != NULL ? &lunet_transport_tls : NULL;
 }
 
 void lunet_service_conn_gone(struct lunet_service *svc) {

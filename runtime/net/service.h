@@ -16,6 +16,7 @@
 struct lunet_protocol;
 struct lunet_transport;
 struct lunet_runtime;
+struct lunet_tls_config;
 
 enum lunet_handler {
   LUNET_ON_CONNECT,
@@ -87,6 +88,11 @@ struct lunet_service {
   unsigned version;        /* last script version that declared it */
   int retired;             /* removed by a reload; freed with its last conn */
   int client;              /* made by lunet.connect: freed with its conn */
+  /* What new conns run over (NULL: plain TCP) and what they share: for
+   * TLS (tls.h) the built certificates, one reference held here. */
+  const struct lunet_transport *transport;
+  void *transport_ctx;
+  struct lunet_tls_config *tls_config; /* the script's tls, until built */
 };
 
 struct lunet_service *lunet_service_new(struct lunet_runtime *rt,
@@ -129,9 +135,20 @@ void lunet_service_set_framing(struct lunet_service *svc, int framing,
 const struct lunet_protocol *lunet_service_protocol(
     const struct lunet_service *svc);
 
-/* The transport a new conn of svc runs over (plain TCP; TLS to come). */
+/* The transport a new conn of svc runs over: plain TCP, or TLS once
+ * lunet_service_set_tls gave it built certificates. */
 const struct lunet_transport *lunet_service_transport(
     const struct lunet_service *svc);
+
+/* Makes svc's new conns run TLS over ctx (a struct lunet_tls_ctx,
+ * whose reference svc takes), or plain TCP when ctx is NULL; the
+ * previous context's reference is dropped (its conns hold their own). */
+void lunet_service_set_tls(struct lunet_service *svc, void *ctx);
+
+/* A reload: into's new conns run over what from's would (its transport
+ * and context, whose reference moves). */
+void lunet_service_take_transport(struct lunet_service *into,
+                                  struct lunet_service *from);
 
 /* Called when a conn of svc is freed. */
 void lunet_service_conn_gone(struct lunet_service *svc);

@@ -17,11 +17,11 @@
 #include "service.h"
 
 /* The upper bound of the bucket holding quantile q, in seconds. */
-static double quantile(const struct lunet_metrics *m, double q) {
-  uint64_t want = (uint64_t)(q * (double)m->latency_count + 0.999999), seen = 0;
-  if (m->latency_count == 0) return 0;
+static double quantile(const struct lunet_histogram *h, double q) {
+  uint64_t want = (uint64_t)(q * (double)h->count + 0.999999), seen = 0;
+  if (h->count == 0) return 0;
   for (int i = 0; i < LUNET_LATENCY_BUCKETS; i++) {
-    seen += m->latency[i];
+    seen += h->bucket[i];
     if (seen >= want) return lunet_latency_bounds[i];
   }
   return lunet_latency_bounds[LUNET_LATENCY_BUCKETS - 1];
@@ -148,6 +148,26 @@ static void closed_by_reason(luaL_Buffer *b, struct lunet_runtime *rt) {
   }
 }
 
+static void histogram(luaL_Buffer *b, const char *name,
+                      const struct lunet_service *svc,
+                      const struct lunet_histogram *h) {
+  char extra[64], metric[96];
+  uint64_t cumulative = 0;
+  snprintf(metric, sizeof metric, "%s_bucket", name);
+  for (int i = 0; i <= LUNET_LATENCY_BUCKETS; i++) {
+    cumulative += h->bucket[i];
+    if (i < LUNET_LATENCY_BUCKETS)
+      snprintf(extra, sizeof extra, ",le=\"%g\"", lunet_latency_bounds[i]);
+    else
+      snprintf(extra, sizeof extra, ",le=\"+Inf\"");
+    sample(b, metric, svc, extra, (double)cumulative);
+  }
+  snprintf(metric, sizeof metric, "%s_sum", name);
+  sample(b, metric, svc, NULL, h->sum);
+  snprintf(metric, sizeof metric, "%s_count", name);
+  sample(b, metric, svc, NULL, (double)h->count);
+}
+
 static void http_families(luaL_Buffer *b, struct lunet_runtime *rt) {
   struct lunet_service *svc;
   char extra[64];
@@ -163,23 +183,43 @@ static void http_families(luaL_Buffer *b, struct lunet_runtime *rt) {
   }
   family(b, "lunet_http_request_duration_seconds", "histogram",
          "Time from a whole request to its whole response.");
+  FOR_EACH_LIVE_SERVICE(svc, rt)
+    if (svc->kind == LUNET_KIND_HTTP)
+      histogram(b, "lunet_http_request_duration_seconds", svc,
+                &svc->metrics.latency);
+}
+
+/* Services with a TLS transport (they count handshakes). */
+static int is_tls(const struct lunet_service *svc) {
+  return svc->transport_ctx != NULL;
+}
+
+static void tls_families(luaL_Buffer *b, struct lunet_runtime *rt) {
+  static const char *const results[TLS_RESULTS] = {"ok", "failed", "timeout"};
+  struct lunet_service *svc;
+  char extra[64];
+  family(b, "lunet_tls_handshakes_total", "counter",
+         "TLS handshakes, by result.");
   FOR_EACH_LIVE_SERVICE(svc, rt) {
-    if (svc->kind != LUNET_KIND_HTTP) continue;
-    uint64_t cumulative = 0;
-    for (int i = 0; i <= LUNET_LATENCY_BUCKETS; i++) {
-      cumulative += svc->metrics.latency[i];
-      if (i < LUNET_LATENCY_BUCKETS)
-        snprintf(extra, sizeof extra, ",le=\"%g\"", lunet_latency_bounds[i]);
-      else
-        snprintf(extra, sizeof extra, ",le=\"+Inf\"");
-      sample(b, "lunet_http_request_duration_seconds_bucket", svc, extra,
-             (double)cumulative);
+    if (!is_tls(svc)) continue;
+    for (int r = 0; r < TLS_RESULTS; r++) {
+      snprintf(extra, sizeof extra, ",result=\"%s\"", results[r]);
+      sample(b, "lunet_tls_handshakes_total", svc, extra,
+             (double)svc->metrics.tls_handshakes[r]);
     }
-    sample(b, "lunet_http_request_duration_seconds_sum", svc, NULL,
-           svc->metrics.latency_sum);
-    sample(b, "lunet_http_request_duration_seconds_count", svc, NULL,
-           (double)svc->metrics.latency_count);
   }
+  family(b, "lunet_tls_resumed_total", "counter",
+         "TLS handshakes that resumed a session.");
+  FOR_EACH_LIVE_SERVICE(svc, rt)
+    if (is_tls(svc))
+      sample(b, "lunet_tls_resumed_total", svc, NULL,
+             (double)svc->metrics.tls_resumed);
+  family(b, "lunet_tls_handshake_duration_seconds", "histogram",
+         "Time from accept to a completed TLS handshake.");
+  FOR_EACH_LIVE_SERVICE(svc, rt)
+    if (is_tls(svc))
+      histogram(b, "lunet_tls_handshake_duration_seconds", svc,
+                &svc->metrics.tls_handshake);
 }
 
 static void process_families(luaL_Buffer *b, struct lunet_runtime *rt) {
@@ -224,6 +264,7 @@ void lunet_metrics_prometheus(lua_State *L, struct lunet_runtime *rt,
   counter_families(b, rt);
   closed_by_reason(b, rt);
   http_families(b, rt);
+  tls_families(b, rt);
 }
 
 /* }================================================================== */
@@ -255,8 +296,13 @@ static void json_service(luaL_Buffer *b, const struct lunet_service *svc) {
           m->responses[0], m->responses[1], m->responses[2], m->responses[3],
           m->responses[4]);
   add_fmt(b, "\"latency\":{\"count\":%" PRIu64 ",\"sum\":%.6f,\"p50\":%g,"
-          "\"p99\":%g}}", m->latency_count, m->latency_sum,
-          quantile(m, 0.5), quantile(m, 0.99));
+          "\"p99\":%g}", m->latency.count, m->latency.sum,
+          quantile(&m->latency, 0.5), quantile(&m->latency, 0.99));
+  add_fmt(b, ",\"tls\":{\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
+          ",\"timeout\":%" PRIu64 ",\"resumed\":%" PRIu64
+          ",\"handshake_p99\":%g}}", m->tls_handshakes[TLS_OK],
+          m->tls_handshakes[TLS_FAILED], m->tls_handshakes[TLS_TIMEOUT],
+          m->tls_resumed, quantile(&m->tls_handshake, 0.99));
 }
 
 void lunet_metrics_json(lua_State *L, struct lunet_runtime *rt,
@@ -313,8 +359,8 @@ static void text_header(luaL_Buffer *b, struct lunet_runtime *rt) {
 static void text_service(luaL_Buffer *b, const struct lunet_service *svc) {
   const struct lunet_metrics *m = &svc->metrics;
   char p99[16] = "-";
-  if (svc->kind == LUNET_KIND_HTTP && m->latency_count > 0)
-    snprintf(p99, sizeof p99, "%g", quantile(m, 0.99) * 1000);
+  if (svc->kind == LUNET_KIND_HTTP && m->latency.count > 0)
+    snprintf(p99, sizeof p99, "%g", quantile(&m->latency, 0.99) * 1000);
   add_fmt(b, "%-14.14s %-4s %-22.22s %7zu %9" PRIu64 " %9.1f %9.1f %9.1f "
           "%7" PRIu64 " %7" PRIu64 " %7s\n", svc->name, kind_name(svc),
           svc->bound, svc->nconns, m->accepted, svc->rate_messages,

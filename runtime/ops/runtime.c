@@ -22,6 +22,7 @@
 #include "lunet.h"
 #include "modules.h"
 #include "reload.h"
+#include "tls_load.h"
 #include "script.h"
 #include "service.h"
 #include "worker.h"
@@ -262,7 +263,12 @@ int lunet_runtime_load(struct lunet_runtime *rt, char *err, size_t errcap,
     lunet_container_of(q, struct lunet_service, node)->version = rt->version;
   if (lunet__reload_apply_overrides(rt, &rt->services, err, errcap) < 0)
     return *usage = 1, -1;
-  return 0;
+  /* Before the loop runs, so on this thread: nothing is served yet. */
+  int r;
+  while ((r = lunet__tls_attach(rt, &rt->services, err, errcap)) == 1)
+    lunet__tls_build_now(rt);
+  lunet__tls_jobs_clear(rt);
+  return r;
 }
 
 int lunet_runtime_listen(struct lunet_runtime *rt) {
@@ -375,6 +381,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   uv_walk(&rt->loop, report_stray_handle, NULL);
   uv_run(&rt->loop, UV_RUN_DEFAULT); /* runs every pending close_cb */
   lunet__reload_free_waiting(rt);
+  lunet__tls_jobs_clear(rt);
   while (!lunet_list_empty(&rt->services))
     lunet_service_free(lunet_container_of(rt->services.next,
                                           struct lunet_service, node));

@@ -16,6 +16,7 @@
 #include "ratelimit.h"
 #include "pubsub.h"
 #include "timer.h"
+#include "tls_load.h"
 
 #define FOR_EACH_SERVICE(q, next, list) \
   for (q = (list)->next; next = q->next, q != (list); q = next)
@@ -101,9 +102,11 @@ static int prepare(struct lunet_runtime *rt, struct lunet_list *loaded,
    * swallowed the request for a file. */
   if (lunet_modules_wanted(rt->L) > 0) r = 1;
   else if (r == 0 &&
-           (lunet__reload_apply_overrides(rt, loaded, err, errcap) < 0 ||
-            bind_listeners(rt, loaded, err, errcap) < 0))
+           lunet__reload_apply_overrides(rt, loaded, err, errcap) < 0)
     r = -1;
+  /* Certificates not built yet: 1, built in the pool, then loaded again. */
+  if (r == 0) r = lunet__tls_attach(rt, loaded, err, errcap);
+  if (r == 0 && bind_listeners(rt, loaded, err, errcap) < 0) r = -1;
   if (r != 0) {
     luaL_unref(rt->L, LUA_REGISTRYINDEX, *hook_ref);
     free_loaded(loaded);
@@ -135,6 +138,7 @@ static void adopt(struct lunet_service *old, struct lunet_service *nu) {
   }
   old->opt = nu->opt;
   old->kind = nu->kind;
+  lunet_service_take_transport(old, nu); /* new certificates, new conns */
   if (nu->listener != NULL || nu->udp != NULL)
     lunet_service_take_socket(old, nu);
 }
@@ -370,35 +374,20 @@ static int reload_more_files(struct reload_batch *b) {
              ? 0 : -1;
 }
 
-static int reload_once(struct reload_batch *b, struct lunet_file *files,
-                       int n, char *msg, size_t msgcap) {
-  struct lunet_runtime *rt = b->rt;
-  struct reload_waiter *first = lunet_container_of(
-      b->waiters.next, struct reload_waiter, node);
-  int r = set_prefetch(rt->L, files, n, msg, msgcap);
-  if (r < 0) {
-    lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", first->trigger,
-              "error", msg, NULL);
-    return r;
-  }
-  r = lunet_reload(rt, first->trigger, msg, msgcap);
-  if (r == 1 && reload_more_files(b) == 0) return 1;
-  if (r == 1) { /* out of rounds: this last load reads on the loop */
-    rt->reload_reads_on_loop = 1;
-    r = lunet_reload(rt, first->trigger, msg, msgcap);
-    rt->reload_reads_on_loop = 0;
-  }
-  return r;
+static void clear_prefetch(lua_State *L) {
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &prefetch_key);
 }
 
-static void batch_read_cb(struct lunet_file *files, int n, void *ud) {
-  struct reload_batch *b = ud;
+static const char *batch_trigger(struct reload_batch *b) {
+  return lunet_container_of(b->waiters.next, struct reload_waiter, node)
+      ->trigger;
+}
+
+static void batch_finish(struct reload_batch *b, int r, const char *msg) {
   struct lunet_runtime *rt = b->rt;
-  char msg[4096];
-  int r = reload_once(b, files, n, msg, sizeof msg);
-  lua_pushnil(rt->L);
-  lua_rawsetp(rt->L, LUA_REGISTRYINDEX, &prefetch_key);
-  if (r == 1) return; /* reading the new modules; the waiters wait on */
+  clear_prefetch(rt->L);
+  lunet__tls_jobs_clear(rt);
   while (!lunet_list_empty(&b->waiters)) {
     struct reload_waiter *w = lunet_container_of(
         b->waiters.next, struct reload_waiter, node);
@@ -410,6 +399,58 @@ static void batch_read_cb(struct lunet_file *files, int n, void *ud) {
   free(b);
   rt->reload_running = 0;
   if (!lunet_list_empty(&rt->reload_waiting)) reload_start_batch(rt);
+}
+
+static void batch_after(struct reload_batch *b, int r, char *msg,
+                        size_t msgcap);
+
+/* The certificates are built: the same files load again and take them. */
+static void tls_built_cb(void *ud) {
+  struct reload_batch *b = ud;
+  char msg[4096];
+  int r = lunet_reload(b->rt, batch_trigger(b), msg, sizeof msg);
+  batch_after(b, r, msg, sizeof msg);
+}
+
+/* After a load: done (r 0 or -1), or it wants certificates built or new
+ * module files read first (r 1), and loads again once they are. */
+static void batch_after(struct reload_batch *b, int r, char *msg,
+                        size_t msgcap) {
+  struct lunet_runtime *rt = b->rt;
+  if (r == 1 && lunet__tls_wanted(rt)) {
+    if (lunet__tls_build_async(rt, tls_built_cb, b) == 0) return;
+    snprintf(msg, msgcap, "tls: cannot start building the certificates");
+    lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", batch_trigger(b),
+              "error", msg, NULL);
+    r = -1;
+  } else if (r == 1 && reload_more_files(b) == 0) {
+    clear_prefetch(rt->L); /* batch_read_cb sets the new one */
+    return;
+  } else if (r == 1) { /* out of rounds: this last load reads on the loop */
+    rt->reload_reads_on_loop = 1;
+    r = lunet_reload(rt, batch_trigger(b), msg, msgcap);
+    rt->reload_reads_on_loop = 0;
+    if (r == 1 && lunet__tls_wanted(rt))
+      return batch_after(b, r, msg, msgcap); /* certificates next */
+    if (r == 1) {
+      snprintf(msg, msgcap, "the script still wants files it cannot read");
+      r = -1;
+    }
+  }
+  batch_finish(b, r, msg);
+}
+
+static void batch_read_cb(struct lunet_file *files, int n, void *ud) {
+  struct reload_batch *b = ud;
+  char msg[4096];
+  int r = set_prefetch(b->rt->L, files, n, msg, sizeof msg);
+  if (r < 0) {
+    lunet_log(LUNET_LOG_ERROR, "reload failed", "trigger", batch_trigger(b),
+              "error", msg, NULL);
+    return batch_finish(b, r, msg);
+  }
+  r = lunet_reload(b->rt, batch_trigger(b), msg, sizeof msg);
+  batch_after(b, r, msg, sizeof msg);
 }
 
 static void fail_waiters(struct lunet_list *waiters, const char *msg) {

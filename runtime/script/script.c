@@ -11,6 +11,7 @@
 #include "service.h"
 #include "pubsub.h"
 #include "timer.h"
+#include "tls_options.h"
 
 /* {==================================================================
  * Running the chunk
@@ -105,7 +106,7 @@ struct check {
 };
 
 static int check_fail(struct check *k, const char *fmt, const char *what) {
-  char detail[256];
+  char detail[512];
   snprintf(detail, sizeof detail, fmt, what);
   snprintf(k->err, k->errcap, "%s: service '%s': %s", k->path, k->service,
            detail);
@@ -265,6 +266,17 @@ static const char *plain_string(lua_State *L, int idx) {
   return s != NULL && memchr(s, '\0', n) == NULL ? s : NULL;
 }
 
+static int check_tls(struct check *k, struct lunet_service *svc) {
+  char detail[400];
+  if (svc->kind == LUNET_KIND_UDP)
+    return check_fail(k, "'tls' is for tcp and http services (DTLS is "
+                         "not supported)%s", "");
+  if (lunet__tls_options(k->L, svc->rt->script_dir, k->client, svc->name,
+                         &svc->tls_config, detail, sizeof detail) < 0)
+    return check_fail(k, "%s", detail);
+  return 0;
+}
+
 /* Checks the field on top of the stack (key below it) and applies it. */
 static int check_field(struct check *k, struct lunet_service *svc,
                        int refs[LUNET_HANDLER_COUNT]) {
@@ -332,6 +344,7 @@ static int check_field(struct check *k, struct lunet_service *svc,
     return check_seconds(k, key, &svc->opt.write_timeout_ms);
   if (strcmp(key, "connect_timeout") == 0 && k->client)
     return check_seconds(k, key, &svc->opt.connect_timeout_ms);
+  if (strcmp(key, "tls") == 0) return check_tls(k, svc);
   return check_fail(k, "unknown field '%s'", key);
 }
 
@@ -352,6 +365,9 @@ static int check_udp_handlers(struct check *k, struct lunet_service *svc) {
     return check_fail(k, "a udp service takes no framing%s", "");
   if (svc->handler_ref[LUNET_ON_MESSAGE] == LUA_NOREF)
     return check_fail(k, "a udp service needs on_message%s", "");
+  if (svc->tls_config != NULL)
+    return check_fail(k, "'tls' is for tcp and http services (DTLS is "
+                         "not supported)%s", "");
   return 0;
 }
 
