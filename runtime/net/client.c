@@ -10,6 +10,8 @@
 #include "log.h"
 #include "loop.h"
 #include "service.h"
+#include "tls.h"
+#include "tls_client.h"
 
 /* Lives until the lookup, the connect and the timer have all finished;
  * `c` is cleared as soon as the conn no longer needs it. */
@@ -20,6 +22,7 @@ struct lunet_connect_req {
   struct lunet_conn *c;
   int refs; /* outstanding callbacks, the timer's close included */
   int resolving;
+  int preparing; /* building the TLS context, then the lookup */
   char host[256];
   char port[8];
 };
@@ -130,18 +133,77 @@ static struct lunet_service *client_service(lua_State *L, const char *addr,
   return svc;
 }
 
+static int resolve(struct lunet_connect_req *req) {
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  req->refs++;
+  req->resolving = 1;
+  int r = uv_getaddrinfo(req->c->tcp.loop, &req->gai, resolved_cb, req->host,
+                         req->port, &hints);
+  if (r < 0) req->resolving = 0, req->refs--; /* the lookup never started */
+  return r;
+}
+
+/* The conn runs TLS over ctx from here. */
+static void use_tls(struct lunet_conn *c, struct lunet_tls_ctx *ctx) {
+  lunet_service_set_tls(c->svc, ctx);
+  c->transport = lunet_service_transport(c->svc);
+}
+
+static void tls_ready_cb(void *ud, struct lunet_tls_ctx *ctx,
+                         const char *err) {
+  struct lunet_connect_req *req = ud;
+  struct lunet_conn *c = req->c;
+  int r = 0;
+  req->preparing = 0;
+  if (c == NULL) { /* closed or timed out meanwhile */
+    lunet_tls_ctx_unref(ctx);
+  } else if (ctx == NULL) {
+    lunet_log(LUNET_LOG_WARN, "connect failed", "addr", c->svc->name,
+              "error", err, NULL);
+    req_detach(req);
+    lunet_conn_close(c, "tls: cannot load the client's certificates", 0);
+  } else {
+    use_tls(c, ctx);
+    if ((r = resolve(req)) < 0) req_fail(req, r);
+  }
+  req_release(req);
+}
+
+/* The host is the name a TLS client asks for and verifies, unless the
+ * script named another. */
+static int tls_default_name(struct lunet_service *svc, const char *host) {
+  struct lunet_tls_config *cfg = svc->tls_config;
+  if (cfg->server_name != NULL) return 0;
+  return (cfg->server_name = strdup(host)) != NULL ? 0 : UV_ENOMEM;
+}
+
+/* A TLS client first needs its context (built off the loop once per
+ * settings), then the lookup. */
+static int prepare(struct lunet_connect_req *req) {
+  struct lunet_conn *c = req->c;
+  struct lunet_tls_ctx *ctx;
+  if (c->svc->tls_config == NULL) return resolve(req);
+  int r = tls_default_name(c->svc, req->host);
+  if (r == 0)
+    r = lunet_tls_client_get(c->tcp.loop, c->svc->tls_config, tls_ready_cb,
+                             req, &ctx);
+  if (r == 1) {
+    use_tls(c, ctx);
+    return resolve(req);
+  }
+  if (r == 0) req->refs++, req->preparing = 1;
+  return r;
+}
+
 static int start(struct lunet_runtime *rt, struct lunet_connect_req *req,
                  struct lunet_conn *c) {
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
   req->c = c;
   c->connect_req = req;
   uv_timer_init(&rt->loop, &req->timer);
   req->timer.data = req->gai.data = req->connect.data = req;
   uv_timer_start(&req->timer, timeout_cb, c->svc->opt.connect_timeout_ms, 0);
-  req->refs = 2; /* the timer's close and the lookup */
-  req->resolving = 1;
-  return uv_getaddrinfo(&rt->loop, &req->gai, resolved_cb, req->host,
-                        req->port, &hints);
+  req->refs = 1; /* the timer's close */
+  return prepare(req);
 }
 
 /* lunet.connect(addr, handlers [, opts]) -> conn (connecting). */
@@ -168,11 +230,7 @@ int lunet_client_connect(lua_State *L, lunet_client_check_fn check) {
   memcpy(req->host, parsed.host, sizeof req->host);
   memcpy(req->port, parsed.port, sizeof req->port);
   int r = start(rt, req, c);
-  if (r < 0) {
-    req->resolving = 0;
-    req->refs--; /* the lookup never started */
-    req_fail(req, r);
-  }
+  if (r < 0) req_fail(req, r);
   lunet_conn_push(L, c);
   return 1;
 }

@@ -585,7 +585,7 @@ struct lunet_tls_ctx *lunet_tls_build(const struct lunet_tls_config *cfg,
   *unchanged = 0;
   if (files_read(cfg, &f, err, errcap) == 0) {
     digest_all(cfg, &f, digest);
-    if (prev_digest != NULL && !cfg->self_signed &&
+    if (prev_digest != NULL &&
         memcmp(prev_digest, digest, sizeof digest) == 0) {
       *unchanged = 1;
     } else if ((t = calloc(1, sizeof *t)) == NULL) {

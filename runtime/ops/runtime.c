@@ -22,6 +22,7 @@
 #include "lunet.h"
 #include "modules.h"
 #include "reload.h"
+#include "tls_client.h"
 #include "tls_load.h"
 #include "script.h"
 #include "service.h"
@@ -182,6 +183,13 @@ static void sweep_cb(uv_timer_t *h) {
     events += svc->metrics.messages + svc->metrics.accepted;
     update_rates(svc);
     lunet_conn_timeouts(svc, uv_now(h->loop));
+  }
+  /* lunet.connect conns: their handshake, write and idle deadlines (a
+   * client service is freed only in its conn's close callback). */
+  for (q = rt->clients.next; q != &rt->clients; q = next) {
+    next = q->next;
+    lunet_conn_timeouts(lunet_container_of(q, struct lunet_service, node),
+                        uv_now(h->loop));
   }
   lunet_gc_sweep(rt, events == rt->events_at_sweep);
   rt->events_at_sweep = events;
@@ -381,6 +389,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   uv_walk(&rt->loop, report_stray_handle, NULL);
   uv_run(&rt->loop, UV_RUN_DEFAULT); /* runs every pending close_cb */
   lunet__reload_free_waiting(rt);
+  lunet_tls_client_forget();
   lunet__tls_jobs_clear(rt);
   while (!lunet_list_empty(&rt->services))
     lunet_service_free(lunet_container_of(rt->services.next,

@@ -250,7 +250,10 @@ int lunet__tls_options(lua_State *L, const char *dir, int client,
     }
   }
   if (r == 0) r = check_whole(&k);
-  if (r == 0 && (k.cfg->service = strdup(service)) == NULL)
+  /* Clients with the same settings share one context, whatever address
+   * they connect to. */
+  if (r == 0 && (k.cfg->service = strdup(client ? "lunet.connect" : service))
+                    == NULL)
     r = bad(&k, "out of memory%s", "");
   if (r < 0) {
     lunet_tls_config_free(k.cfg);
