@@ -256,10 +256,13 @@ churn_markdown() {
       "$OPT_CONNS --aborts $OPT_ABORTS\`"
     echo
     echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'), git revision" \
-      "$(bench_rev); not part of \`all\`, which keeps this section as it"
-    echo "is. RSS in kB (VmRSS), Lua heap in KiB; figures are medians over"
-    echo "the runs, a ratio the median of the per-run ratios of lunet to the"
-    echo "peer measured beside it."
+      "$(bench_rev); not part of \`all\`, which keeps this section."
+    echo "RSS in kB (VmRSS), Lua heap in KiB; figures are medians over the"
+    echo "runs, a ratio the median of the per-run ratios of lunet to the peer"
+    echo "measured beside it. An HTTP abort's start RSS is taken after one"
+    echo "whole GET /big (the check that the server sends all 8 MiB, which"
+    echo "also makes the peers' string); the raw TCP form's before any"
+    echo "connection. After: 1 s after the last client."
     echo
     cat "$summary"
     echo
