@@ -3,7 +3,8 @@
 # made-up raw lines: the median (an even count is the mean of the middle
 # two), the pairing of per-run ratios by run= (not by order or by the
 # ratio of medians), the goal comparison and the summary rows as
-# bench/RESULTS.md and the text summary print them. Needs no build, so
+# bench/RESULTS.md and the text summary print them (and the rows of the
+# aborted downloads of `scripts/bench churn`). Needs no build, so
 # ctest runs it in every configuration.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -116,6 +117,37 @@ OPT_SMOKE=1 SUM_ROWS=()
 sum_row "Echo 64 B msgs/s" 1 ceiling 2 ">= 0.90"
 eq "smoke rows are not judged" "$(sum_print md | tail -1)" \
   "| Echo 64 B msgs/s | 1 | ceiling 2 | 0.50 | ratio >= 0.90 | (smoke) |"
+
+# --- churn rows: aborted downloads compared with each peer run by run,
+# the RSS peak goal on lunet's own figure, the raw TCP form (kind=abort)
+# not mistaken for the HTTP one (kind=abort-http).
+RESULTS=$TMP_DIR/churn.txt
+A="bench=churn kind=abort-http server"
+cat >"$RESULTS" <<EOF
+$A=lunet run=1 conns=200 rss_start_kb=20000 rss_peak_kb=40000 rss_end_kb=30000
+$A=nginx-lua run=1 conns=200 rss_start_kb=10000 rss_peak_kb=20000 rss_end_kb=15000
+$A=go run=1 conns=200 rss_start_kb=20000 rss_peak_kb=40000 rss_end_kb=30000
+$A=lunet run=2 conns=200 rss_start_kb=20000 rss_peak_kb=90000 rss_end_kb=30000
+$A=nginx-lua run=2 conns=200 rss_start_kb=20000 rss_peak_kb=30000 rss_end_kb=30000
+bench=churn kind=abort server=lunet run=1 conns=200 rss_start_kb=1 rss_peak_kb=70000 rss_end_kb=2
+EOF
+ALL_RAW=([churn]=$RESULTS)
+OPT_SMOKE=0 SUM_ROWS=() SUM_MET=0 SUM_MISSED=0
+sum_abort_rows
+row() { sum_print md | grep -F "| Aborted $1 |"; }
+eq "abort start vs nginx: median of per-run ratios 2 and 1" \
+  "$(row "HTTP downloads, RSS start kB" | head -1)" \
+  "| Aborted HTTP downloads, RSS start kB | 20000 | nginx-lua 15000 | 1.50 | - | - |"
+eq "abort peak: goal on lunet's median (65000 kB), ratios 2 and 3" \
+  "$(row "HTTP downloads, RSS peak kB" | head -1)" \
+  "| Aborted HTTP downloads, RSS peak kB | 65000 | nginx-lua 25000 | 2.50 | lunet <= 64000 kB | NOT met |"
+eq "abort peak vs go: one run paired" \
+  "$(row "HTTP downloads, RSS peak kB" | tail -1)" \
+  "| Aborted HTTP downloads, RSS peak kB | 65000 | go 40000 | 1.00 | - | - |"
+eq "raw TCP aborts are their own row" \
+  "$(row "TCP downloads, RSS peak kB")" \
+  "| Aborted TCP downloads, RSS peak kB | 70000 |  - | - | lunet <= 64000 kB | NOT met |"
+eq "abort rows: 2 goals, both missed" "$SUM_MET $SUM_MISSED" "0 2"
 
 if ((FAILS > 0)); then
   echo "$FAILS failed"

@@ -205,6 +205,64 @@ sum_other_rows() {
     delivered_per_s)" "-" "" -
 }
 
+# The rows of `scripts/bench churn` (not part of `all`): issue #30's goals
+# are on lunet's own figures (Lua heap, RSS growth after the first 20,000
+# conns, RSS peak over aborted downloads); the peers give the ratios.
+GOAL_CHURN_HEAP="<= 8192 KiB"
+GOAL_CHURN_GROWTH="<= 8000 kB"
+GOAL_ABORT_RSS="<= 64000 kB"
+
+sum_churn_rows() {
+  local c="bench=churn kind" peer
+  sum_cmp "Churn TCP conns/s" churn "$c=tcp server=lunet" ceiling \
+    "$c=tcp server=ceiling" conns_per_s -
+  sum_cmp "Churn TCP RSS peak kB" churn "$c=tcp server=lunet" ceiling \
+    "$c=tcp server=ceiling" rss_peak_kb -
+  sum_row "Churn TCP RSS growth kB" "$(sum_stat churn "$c=tcp server=lunet" \
+    rss_growth_kb)" "-" "" "$GOAL_CHURN_GROWTH"
+  sum_row "Churn TCP Lua heap peak KiB" "$(sum_stat churn \
+    "$c=tcp server=lunet" heap_peak_kb)" "-" "" "$GOAL_CHURN_HEAP"
+  for peer in nginx-lua go; do
+    sum_cmp "Churn HTTP conns/s" churn "$c=http server=lunet" "$peer" \
+      "$c=http server=$peer" conns_per_s -
+    sum_cmp "Churn HTTP RSS peak kB" churn "$c=http server=lunet" "$peer" \
+      "$c=http server=$peer" rss_peak_kb -
+  done
+  sum_row "Churn HTTP RSS growth kB" "$(sum_stat churn \
+    "$c=http server=lunet" rss_growth_kb)" "-" "" "$GOAL_CHURN_GROWTH"
+  sum_row "Churn HTTP Lua heap peak KiB" "$(sum_stat churn \
+    "$c=http server=lunet" heap_peak_kb)" "-" "" "$GOAL_CHURN_HEAP"
+  sum_abort_rows
+}
+
+# Aborted 8 MiB downloads: RSS before, at the peak and 1 s after, over
+# HTTP against each peer (the peak's goal once, on lunet's own figure)
+# and over raw TCP, lunet alone.
+sum_abort_rows() {
+  local a="bench=churn kind=abort-http server" t="bench=churn kind=abort"
+  local peer key goal
+  for key in rss_start_kb rss_peak_kb rss_end_kb; do
+    for peer in nginx-lua go; do
+      goal=-
+      [[ $key != rss_peak_kb || $peer != nginx-lua ]] || goal=$GOAL_ABORT_RSS
+      sum_cmp "Aborted HTTP downloads, $(sum_abort_label "$key")" churn \
+        "$a=lunet" "$peer" "$a=$peer" "$key" "$goal"
+    done
+  done
+  sum_row "Aborted TCP downloads, RSS peak kB" "$(sum_stat churn \
+    "$t server=lunet" rss_peak_kb)" "-" "" "$GOAL_ABORT_RSS"
+  sum_row "Aborted TCP downloads, RSS after kB" "$(sum_stat churn \
+    "$t server=lunet" rss_end_kb)" "-" "" -
+}
+
+sum_abort_label() {
+  case $1 in
+    rss_start_kb) echo "RSS start kB" ;;
+    rss_peak_kb) echo "RSS peak kB" ;;
+    rss_end_kb) echo "RSS after kB" ;;
+  esac
+}
+
 # One row ("a|b|..." as sum_row keeps it) as a markdown table row.
 sum_md_row() {
   echo "| ${1//|/ | } |"

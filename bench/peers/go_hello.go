@@ -3,6 +3,7 @@
 //
 //	GET /            Hello, World!         (examples/http_hello.lua: any path)
 //	GET /api/NAME    Hello, NAME!          (examples/http_api.lua's /api/:name)
+//	GET /big         8 MiB of "x"          (`scripts/bench churn`'s aborts)
 //
 // Usage: go_hello [-addr 127.0.0.1:0]. Once listening it prints
 // "listening service=hello proto=http addr=HOST:PORT" to stderr (the line
@@ -11,13 +12,16 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -45,6 +49,21 @@ func api(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("Hello, " + name + "!"))
 }
 
+// One 8 MiB body shared by every GET /big, made on the first one so the
+// other benchmarks' RSS is not charged for it. The Content-Length is set
+// by hand: net/http would otherwise send a body this long chunked.
+var (
+	bigOnce sync.Once
+	bigBody []byte
+)
+
+func big(w http.ResponseWriter, r *http.Request) {
+	bigOnce.Do(func() { bigBody = bytes.Repeat([]byte("x"), 8<<20) })
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(bigBody)))
+	w.Write(bigBody)
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	flag.Parse()
@@ -56,6 +75,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", hello)
 	mux.HandleFunc("/api/", api)
+	mux.HandleFunc("/big", big)
 	srv := &http.Server{Handler: mux}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)

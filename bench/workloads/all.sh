@@ -92,8 +92,11 @@ all_versions() {
     /proc/cpuinfo | head -1) x $(nproc)"
 }
 
+# Writes the markdown file; a "## churn" section already in it (written
+# by `scripts/bench churn --markdown`, not part of `all`) is kept, last.
 all_markdown() {
-  local file=$1 elapsed=$2 name
+  local file=$1 elapsed=$2 name churn=""
+  if [[ -f $file ]]; then churn=$(sed -n '/^## churn/,$p' "$file"); fi
   {
     echo "# Benchmark results"
     echo
@@ -139,6 +142,7 @@ all_markdown() {
       sed '/^raw results: /d' "$TMP_DIR/all-$name.out" | sed '/./,$!d'
       echo '```'
     done
+    if [[ -n $churn ]]; then printf '\n%s\n' "$churn"; fi
   } >"$file"
 }
 

@@ -1,5 +1,6 @@
 # bench/workloads/churn.sh: `scripts/bench churn`.
 #:  churn [--runs N (1)] [--conns N (1000000)] [--aborts N (200)]
+#:      [--markdown FILE (none) | --no-markdown]
 #
 # Memory under connection churn: two netstress clients (the e2e tests'
 # blocking C client) open, use once and close --conns connections to
@@ -7,11 +8,17 @@
 # examples/http_hello.lua, nginx with lua and Go net/http (GET / with
 # Connection: close); RSS (and lunet's Lua heap, from `lunet stats`) is
 # sampled twice a second, RSS growth counted from the sample after the
-# first 20,000. Then --aborts downloads of one shared 8 MiB string written
-# in on_connect, each reset after 1,000 bytes (lunet alone: the peers
-# speak HTTP only here), with RSS sampled every 20 ms.
+# first 20,000. Then --aborts downloads in a row of one shared 8 MiB
+# string, each reset (SO_LINGER 0) after 1,000 bytes, with RSS sampled
+# every 20 ms: over HTTP (GET /big) against lunet, nginx with lua and Go,
+# and over raw TCP (written in on_connect) against lunet alone, the form
+# of issue #30's first figure. The summary rows (bench/lib/stats.sh) give
+# each lunet/peer ratio as the median of the per-run ratios; --markdown
+# FILE puts them, with the table, in FILE's "## churn" section.
 
 CHURN_SERVERS="tcp/lunet tcp/ceiling http/lunet http/nginx-lua http/go"
+CHURN_ABORTS="abort/lunet abort-http/lunet abort-http/nginx-lua abort-http/go"
+CHURN_BIG=$((8 << 20)) # bytes of the one download every abort starts
 CHURN_SAMPLE_S=0.5
 CHURN_ABORT_SAMPLE_S=0.02
 CHURN_FIRST=20000 # RSS growth is counted from the first sample past this
@@ -44,13 +51,56 @@ churn_start() {
       ;;
     http) http_start "$name" hello || return 1 ;;
     abort)
-      printf '%s\n' 'local big = string.rep("x", 8 << 20)' \
-        'return { big = { tcp = "127.0.0.1:0",' \
-        '  on_connect = function(conn) conn:write(big) end } }' \
-        >"$TMP_DIR/churn_big.lua"
+      churn_big_script
       start_server big "$log" "$LUNET_BIN" run "$TMP_DIR/churn_big.lua"
       ;;
+    abort-http) churn_start_big_http "$name" "$log" || return 1 ;;
   esac
+}
+
+# The lunet script of the aborted downloads: one 8 MiB string made at
+# load, written whole by a raw TCP service on connect (big) and answered
+# to GET /big by an HTTP one (bighttp). A run uses one of the two; the
+# other only listens.
+churn_big_script() {
+  cat >"$TMP_DIR/churn_big.lua" <<EOF
+local big = string.rep("x", $CHURN_BIG)
+return {
+  big = { tcp = "127.0.0.1:0",
+    on_connect = function(conn) conn:write(big) end },
+  bighttp = { http = "127.0.0.1:0",
+    handler = function(req, res)
+      if req.path == "/big" then res:send(200, big)
+      else res:send(404, "not found") end
+    end },
+}
+EOF
+}
+
+# Server $1 for the aborted HTTP downloads, checked to answer GET /big
+# with the whole 8 MiB (which also makes the peers' lazily made string,
+# so every server starts with its copy in RSS). Returns 1 with HTTP_WHY.
+churn_start_big_http() {
+  local name=$1 log=$2 got
+  case $name in
+    lunet)
+      churn_big_script
+      start_server bighttp "$log" "$LUNET_BIN" run "$TMP_DIR/churn_big.lua"
+      ;;
+    nginx-lua) start_nginx || return 1 ;;
+    go)
+      start_server hello "$log" env GOMAXPROCS=1 "$GO_HELLO_BIN" \
+        -addr 127.0.0.1:0
+      ;;
+  esac
+  got=$(curl -s -o /dev/null --max-time 10 -w '%{http_code} %{size_download}' \
+    "http://$SERVER_ADDR/big" || true)
+  [[ $got == "200 $CHURN_BIG" ]] && return 0
+  [[ $name != lunet ]] || die "lunet answered GET /big with '$got'," \
+    "expected '200 $CHURN_BIG' (log: $(tail -2 "$SERVER_LOG"))"
+  HTTP_WHY="answers GET /big with '$got', expected '200 $CHURN_BIG'"
+  stop_server "$name"
+  return 1
 }
 
 # Samples the server (RSS, and the Lua heap of lunet) every $1 seconds
@@ -98,18 +148,19 @@ churn_wait_clients() {
 churn_one() {
   local kind=${1%%/*} name=${1#*/} run=$2 t0 secs line i n mode
   local -a outs=()
-  if [[ $kind == http && -n ${HTTP_SKIP[$name]:-} ]]; then return; fi
+  if [[ $name != lunet && -n ${HTTP_SKIP[$name]:-} ]]; then return; fi
   if ! churn_start "$kind" "$name"; then
     http_skip "$name" "$HTTP_WHY"
     return
   fi
   CHURN_CPIDS=()
   t0=$EPOCHREALTIME
-  if [[ $kind == abort ]]; then
+  if [[ $kind == abort* ]]; then
     n=$OPT_ABORTS
     outs=("$TMP_DIR/churn-client-0.out")
-    taskset -c "$LOADGEN_CPU" "$NETSTRESS_BIN" abort "$SERVER_ADDR" "$n" 1000 \
-      </dev/null >"${outs[0]}" 2>"${outs[0]}.err" &
+    mode=$([[ $kind == abort-http ]] && echo httpabort || echo abort)
+    taskset -c "$LOADGEN_CPU" "$NETSTRESS_BIN" "$mode" "$SERVER_ADDR" "$n" \
+      1000 </dev/null >"${outs[0]}" 2>"${outs[0]}.err" &
     CHURN_CPIDS+=($!)
     PIDS+=($!)
     churn_sample "$CHURN_ABORT_SAMPLE_S" "$name" "${outs[@]}"
@@ -138,7 +189,7 @@ churn_one() {
   line+=" rss_start_kb=$CHURN_RSS0 rss_20k_kb=$CHURN_RSS20"
   line+=" rss_peak_kb=$CHURN_RSS_PEAK rss_growth_kb=$((CHURN_RSS_PEAK - CHURN_RSS20))"
   line+=" rss_end_kb=$rss_end"
-  if [[ $name == lunet && $kind != abort ]]; then
+  if [[ $name == lunet && $kind != abort* ]]; then
     line+=" heap_peak_kb=$CHURN_HEAP_PEAK heap_end_kb=${heap_end:-0}"
   fi
   echo "$line" >>"$RESULTS"
@@ -149,37 +200,42 @@ churn_table() {
   local entry kind name p n
   printf '\nchurn: %s connections from 2 clients, %s aborted 8 MiB' \
     "$OPT_CONNS" "$OPT_ABORTS"
-  printf ' downloads; runs=%s (medians)\n' "$OPT_RUNS"
+  printf ' downloads in a row; runs=%s (medians)\n' "$OPT_RUNS"
   printf 'goals (lunet): Lua heap <= 8192 KiB, RSS growth after the first'
   printf ' 20,000 <= 8000 kB; aborted downloads: RSS peak <= 64000 kB\n'
-  printf '%-5s %-10s %9s %9s %11s %11s %10s %10s\n' kind server conns/s \
-    rss_20k_kb rss_peak_kb rss_growth heap_peak rss_end_kb
-  for entry in $CHURN_SERVERS abort/lunet; do
+  printf '%-10s %-10s %9s %10s %10s %11s %10s %9s %10s\n' kind server \
+    conns/s rss_start rss_20k_kb rss_peak_kb rss_growth heap_peak rss_end_kb
+  for entry in $CHURN_SERVERS $CHURN_ABORTS; do
     kind=${entry%%/*} name=${entry#*/}
     p="bench=churn kind=$kind server=$name"
     n=$(grep -cF -- "$p " "$RESULTS" || true)
     if ((n == 0)); then
-      printf '%-5s %-10s skipped: %s\n' "$kind" "$name" \
+      printf '%-10s %-10s skipped: %s\n' "$kind" "$name" \
         "${HTTP_SKIP[$name]:-no runs}"
       continue
     fi
-    printf '%-5s %-10s %9.0f %9.0f %11.0f %11.0f %10s %10.0f\n' "$kind" \
-      "$name" "$(stat_of "$p" conns_per_s)" "$(stat_of "$p" rss_20k_kb)" \
+    printf '%-10s %-10s %9.0f %10.0f %10.0f %11.0f %10.0f %9s %10.0f\n' \
+      "$kind" "$name" "$(stat_of "$p" conns_per_s)" \
+      "$(stat_of "$p" rss_start_kb)" "$(stat_of "$p" rss_20k_kb)" \
       "$(stat_of "$p" rss_peak_kb)" "$(stat_of "$p" rss_growth_kb)" \
-      "$([[ $name == lunet && $kind != abort ]] &&
+      "$([[ $name == lunet && $kind != abort* ]] &&
         stat_of "$p" heap_peak_kb || echo -)" \
       "$(stat_of "$p" rss_end_kb)"
   done
 }
 
 parse_churn_options() {
-  OPT_RUNS=1 OPT_CONNS=1000000 OPT_ABORTS=200
+  OPT_RUNS=1 OPT_CONNS=1000000 OPT_ABORTS=200 OPT_MARKDOWN=""
   while (($# > 0)); do
+    case $1 in
+      --no-markdown) OPT_MARKDOWN=""; shift; continue ;;
+    esac
     [[ $# -ge 2 ]] || die_usage "$1 needs a value"
     case $1 in
       --runs) OPT_RUNS=$2 ;;
       --conns) OPT_CONNS=$2 ;;
       --aborts) OPT_ABORTS=$2 ;;
+      --markdown) OPT_MARKDOWN=$2 ;;
       *) die_usage "unknown option '$1'" ;;
     esac
     shift 2
@@ -188,13 +244,44 @@ parse_churn_options() {
   ((OPT_CONNS >= 2)) || die_usage "--conns: at least 2"
 }
 
+# Replaces the "## churn" section of markdown file $1 (the last one, which
+# `scripts/bench all` carries over when it rewrites the rest) with this
+# run's summary and table, from the files $2 (table) and $3 (summary).
+churn_markdown() {
+  local file=$1 table=$2 summary=$3 kept=""
+  if [[ -f $file ]]; then kept=$(sed '/^## churn/,$d' "$file"); fi
+  {
+    if [[ -n $kept ]]; then printf '%s\n\n' "$kept"; fi
+    echo "## churn: \`scripts/bench churn --runs $OPT_RUNS --conns" \
+      "$OPT_CONNS --aborts $OPT_ABORTS\`"
+    echo
+    echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'), git revision" \
+      "$(bench_rev); not part of \`all\`, which keeps this section."
+    echo "RSS in kB (VmRSS), Lua heap in KiB; figures are medians over the"
+    echo "runs, a ratio the median of the per-run ratios of lunet to the peer"
+    echo "measured beside it. An HTTP abort's start RSS is taken after one"
+    echo "whole GET /big (the check that the server sends all 8 MiB, which"
+    echo "also makes the peers' string); the raw TCP form's before any"
+    echo "connection. After: 1 s after the last client."
+    echo
+    cat "$summary"
+    echo
+    echo '```'
+    sed '/./,$!d' "$table"
+    echo '```'
+  } >"$file.tmp"
+  mv "$file.tmp" "$file"
+}
+
 # Lua heap and RSS over --conns churned connections (raw TCP echo and
 # HTTP with Connection: close, against echo_ceiling, nginx with lua and
-# Go net/http), then RSS over --aborts aborted 8 MiB downloads. Servers
-# on SERVER_CPU, both clients on LOADGEN_CPU; the order rotates between
-# runs.
+# Go net/http), then RSS over --aborts aborted 8 MiB downloads (HTTP
+# against the same peers, and raw TCP). Servers on SERVER_CPU, the
+# clients on LOADGEN_CPU; the order rotates between runs. Ends with the
+# summary rows of bench/lib/stats.sh (sum_churn_rows).
 bench_churn() {
   parse_churn_options "$@"
+  BENCH_REV=${BENCH_REV:-$(bench_rev)} # before the markdown file changes
   build
   check_env
   NETSTRESS_BIN=${NETSTRESS_BIN:-$BUILD_DIR/tests/netstress}
@@ -214,8 +301,23 @@ bench_churn() {
     for entry in $(rotate $((run - 1)) $CHURN_SERVERS); do
       churn_one "$entry" "$run"
     done
-    churn_one abort/lunet "$run"
+    for entry in $(rotate $((run - 1)) $CHURN_ABORTS); do
+      churn_one "$entry" "$run"
+    done
   done
-  churn_table
+  churn_table | tee "$TMP_DIR/churn-table.txt"
+  declare -gA ALL_RAW=([churn]=$RESULTS)
+  OPT_SMOKE=0 SUM_ROWS=() SUM_MET=0 SUM_MISSED=0
+  sum_churn_rows
+  printf '\nsummary (medians of %s runs; ratio: median of per-run ratios):\n' \
+    "$OPT_RUNS"
+  sum_print
+  printf 'goals met: %s, not met: %s\n' "$SUM_MET" "$SUM_MISSED"
+  if [[ -n $OPT_MARKDOWN ]]; then
+    sum_print md >"$TMP_DIR/churn-summary.md"
+    churn_markdown "$OPT_MARKDOWN" "$TMP_DIR/churn-table.txt" \
+      "$TMP_DIR/churn-summary.md"
+    echo "written: $OPT_MARKDOWN (section churn)"
+  fi
   printf '\nraw results: %s\n' "$RESULTS"
 }

@@ -38,6 +38,7 @@ struct tls_conn {
   int write_err;             /* the UV error a BIO write met */
   int info_ref;              /* conn.tls, made on the first read */
   unsigned char established, shut, first_read_done;
+  unsigned char counted; /* its handshake is in the metrics */
   char reason[200];          /* a close reason naming OpenSSL's */
 };
 
@@ -69,7 +70,7 @@ static int bio_write(BIO *b, const char *buf, size_t len, size_t *done) {
   struct tls_conn *t = tls_of(c);
   BIO_clear_retry_flags(b);
   int r = c->state <= CONN_DRAINING
-              ? lunet_conn_sock_write(c, buf, len, NULL, 0)
+              ? lunet_conn_sock_write(c, buf, len, c->svc->rt->L, 0)
               : UV_EPIPE;
   if (r < 0) {
     t->write_err = r;
@@ -134,6 +135,7 @@ static const char *client_reason(struct tls_conn *t) {
  * lunet.connect conn, whose on_close says why. */
 static void handshake_failed(struct lunet_conn *c, struct tls_conn *t) {
   c->svc->metrics.tls_handshakes[TLS_FAILED]++;
+  t->counted = 1;
   if (t->write_err < 0) {
     ERR_clear_error();
     return lunet_conn_close(c, uv_err_name(t->write_err), 0);
@@ -168,10 +170,11 @@ static void not_tls(struct lunet_conn *c, const char *buf, size_t n) {
       "Content-Length: 32\r\nConnection: close\r\n\r\n"
       "This port speaks HTTPS, not HTTP";
   c->svc->metrics.tls_handshakes[TLS_FAILED]++;
+  tls_of(c)->counted = 1;
   tls_log(c, LUNET_LOG_DEBUG, "tls handshake failed", "not a TLS record");
   if (c->svc->kind == LUNET_KIND_HTTP && n > 0 && buf[0] >= 'A' &&
       buf[0] <= 'Z')
-    lunet_conn_sock_write(c, answer, sizeof answer - 1, NULL, 0);
+    lunet_conn_sock_write(c, answer, sizeof answer - 1, c->svc->rt->L, 0);
   lunet_conn_close(c, "tls_not_tls", 1);
 }
 
@@ -184,6 +187,7 @@ static void not_tls(struct lunet_conn *c, const char *buf, size_t n) {
 static void handshake_done(struct lunet_conn *c, struct tls_conn *t) {
   struct lunet_metrics *m = &c->svc->metrics;
   t->established = 1;
+  t->counted = 1;
   m->tls_handshakes[TLS_OK]++;
   if (SSL_session_reused(t->ssl)) m->tls_resumed++;
   lunet_histogram_observe(&m->tls_handshake,
@@ -338,6 +342,7 @@ static int tls_timeouts(struct lunet_conn *c, uint64_t now) {
       now - t->started_ms < t->ctx->handshake_timeout_ms)
     return 0;
   c->svc->metrics.tls_handshakes[TLS_TIMEOUT]++;
+  t->counted = 1;
   tls_log(c, LUNET_LOG_DEBUG, "tls handshake timeout", "handshake_timeout");
   if (t->ctx->client) {
     snprintf(t->reason, sizeof t->reason, "tls: handshake timeout");
@@ -400,6 +405,11 @@ static int tls_push_info(lua_State *L, const struct lunet_conn *c) {
 static void tls_detach(struct lunet_conn *c) {
   struct tls_conn *t = tls_of(c);
   if (t == NULL) return;
+  if (!t->counted) { /* the peer left (EOF, reset) before it was done */
+    c->svc->metrics.tls_handshakes[TLS_FAILED]++;
+    tls_log(c, LUNET_LOG_DEBUG, "tls handshake failed",
+            "closed during the handshake");
+  }
   luaL_unref(c->svc->rt->L, LUA_REGISTRYINDEX, t->info_ref);
   SSL_free(t->ssl); /* and the BIO */
   lunet_tls_ctx_unref(t->ctx);

@@ -24,6 +24,7 @@ enum lunet_frame {
   LUNET_FRAME_HEARTBEAT = 'b',    /* "", from the loop, once a second */
   LUNET_FRAME_DELIVER = 'P',      /* "TOPIC\0MSG" published by another worker */
   LUNET_FRAME_RELOAD = 'H',       /* "ID" */
+  LUNET_FRAME_TICKET_KEYS = 'K',  /* TLS ticket keys: current, previous */
   LUNET_FRAME_STATS_ASK = 'S'     /* "ID json|text|prometheus" */
 };
 

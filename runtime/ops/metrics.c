@@ -368,6 +368,27 @@ static void text_service(luaL_Buffer *b, const struct lunet_service *svc) {
           m->handler_errors, m->refused, p99);
 }
 
+/* Handshakes of the services that speak TLS, under the table. */
+static void text_tls(luaL_Buffer *b, struct lunet_runtime *rt) {
+  struct lunet_service *svc;
+  int header = 0;
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    const struct lunet_metrics *m = &svc->metrics;
+    if (!is_tls(svc)) continue;
+    if (!header++)
+      add_fmt(b, "\n%-14s %9s %9s %9s %9s %13s\n", "TLS SERVICE",
+              "HANDSHAKE", "FAILED", "TIMEOUT", "RESUMED", "HANDSHAKE P99");
+    char p99[16] = "-";
+    if (m->tls_handshake.count > 0)
+      snprintf(p99, sizeof p99, "%g ms",
+               quantile(&m->tls_handshake, 0.99) * 1000);
+    add_fmt(b, "%-14.14s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+            " %13s\n", svc->name, m->tls_handshakes[TLS_OK],
+            m->tls_handshakes[TLS_FAILED], m->tls_handshakes[TLS_TIMEOUT],
+            m->tls_resumed, p99);
+  }
+}
+
 void lunet_metrics_text(lua_State *L, struct lunet_runtime *rt,
                         void *buffer) {
   luaL_Buffer *b = buffer;
@@ -375,6 +396,7 @@ void lunet_metrics_text(lua_State *L, struct lunet_runtime *rt,
   (void)L;
   text_header(b, rt);
   FOR_EACH_LIVE_SERVICE(svc, rt) text_service(b, svc);
+  text_tls(b, rt);
 }
 
 /* }================================================================== */

@@ -267,6 +267,7 @@ static void slot_spawn(struct lunet_worker_slot *w) {
   w->over_budget = w->unresponsive = 0;
   w->busy_len = 0;
   lunet_channel_start(&w->ch);
+  lunet__sup_tickets_send(w); /* first, before its listeners take conns */
   lunet__sup_busy_start(w);
   snprintf(pid, sizeof pid, "%ld", w->pid);
   lunet_log(LUNET_LOG_INFO, "worker started", "id", id_text(w->id, id), "pid",
@@ -370,6 +371,7 @@ static void tick_cb(uv_timer_t *t) {
   uint64_t now = uv_now(&sup->loop);
   lunet__sup_expire(sup, now);
   lunet__sup_check_liveness(sup, now);
+  lunet__sup_tickets_tick(sup, now);
   if (sup->shutting_down && now >= sup->kill_at_ms && !all_exited(sup)) {
     lunet_log(LUNET_LOG_ERROR, "workers did not stop in time, killing them",
               NULL);

@@ -9,6 +9,7 @@
 #include "channel.h"
 #include "cli.h"
 #include "list.h"
+#include "tls.h"
 
 struct lunet_control;
 struct lunet_control_client;
@@ -74,7 +75,16 @@ struct lunet_supervisor {
   uint64_t liveness_tick_ms; /* the last liveness check */
   char metrics_addr[64];     /* from --metrics or a worker's report */
   struct lunet_metrics_proxy *metrics;
+  /* TLS session ticket keys, the same for every worker (current, then
+   * the previous one, still accepted) */
+  unsigned char ticket_keys[2][LUNET_TLS_TICKET_KEY_SIZE];
+  int ticket_keys_set; /* how many of them are */
+  uint64_t ticket_keys_ms; /* when the current one was made */
 };
+
+/* supervisor_tickets.c */
+void lunet__sup_tickets_send(struct lunet_worker_slot *w);
+void lunet__sup_tickets_tick(struct lunet_supervisor *sup, uint64_t now);
 
 /* supervisor_control.c */
 int lunet__sup_control_start(struct lunet_supervisor *sup);

@@ -17,6 +17,7 @@
 #include "reload.h"
 #include "runtime.h"
 #include "service.h"
+#include "tls.h"
 #include "worker_busy.h"
 
 #define RELOADS_PENDING_MAX 32
@@ -157,6 +158,14 @@ static void frame_cb(struct lunet_channel *ch, int type, const char *payload,
       break;
     case LUNET_FRAME_STATS_ASK:
       stats_asked(w, payload, len);
+      break;
+    case LUNET_FRAME_TICKET_KEYS:
+      if (len == 2 * LUNET_TLS_TICKET_KEY_SIZE)
+        lunet_tls_tickets_set((const unsigned char *)payload,
+                              (const unsigned char *)payload +
+                                  LUNET_TLS_TICKET_KEY_SIZE);
+      else if (len == LUNET_TLS_TICKET_KEY_SIZE)
+        lunet_tls_tickets_set((const unsigned char *)payload, NULL);
       break;
     default:
       break; /* a newer supervisor's frame: ignore it */

@@ -9,10 +9,7 @@ local CLIENT = h.SOURCE .. "/tests/e2e/clients/pipeline_flood.py"
 local MAX_WRITE_QUEUE = 4 * 1024 * 1024 -- backpressure.lua's
 local SLACK_KB = 4 * 1024 -- parser state, buffers, allocator rounding
 
-local function rss_kb(pid)
-  local s = h.read_file("/proc/" .. pid .. "/status") or ""
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
+local rss_kb = h.rss_kb
 
 -- utime + stime of pid, in clock ticks (1/100 s on Linux).
 local function cpu_ticks(pid)
@@ -22,13 +19,7 @@ local function cpu_ticks(pid)
   return tonumber(fields[12]) + tonumber(fields[13])
 end
 
--- ASan keeps freed memory in a quarantine (256 MB by default) that would
--- hide the server's own use; a small one keeps RSS the server's.
-local function server_env()
-  local asan = os.getenv("ASAN_OPTIONS")
-  if not asan then return nil end
-  return { ASAN_OPTIONS = asan .. ":quarantine_size_mb=1" }
-end
+local server_env = h.rss_env
 
 -- Starts the flood client; returns its PID and the paths of its output
 -- and of the file that lets it start reading.

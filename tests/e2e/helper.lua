@@ -224,4 +224,19 @@ function M.receive(c, n)
   return data
 end
 
+-- Resident memory of a process, KiB (from procfs).
+function M.rss_kb(pid)
+  local s = read_file("/proc/" .. pid .. "/status") or ""
+  return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
+-- The environment for a server whose RSS a test bounds: ASan keeps freed
+-- memory in a quarantine (256 MB by default) that would hide the server's
+-- own use, so a small one keeps RSS the server's. nil outside ASan.
+function M.rss_env()
+  local asan = os.getenv("ASAN_OPTIONS")
+  if not asan then return nil end
+  return { ASAN_OPTIONS = asan .. ":quarantine_size_mb=1" }
+end
+
 return M

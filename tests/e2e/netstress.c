@@ -8,11 +8,14 @@
  *                             close, read to EOF, check for a 200.
  *   netstress abort ADDR N K  N times: connect, read K bytes, reset
  *                             (SO_LINGER 0). Prints "done N".
+ *   netstress httpabort ADDR N K [PATH]  N times: connect, GET PATH
+ *                             (default /big), read K bytes of the
+ *                             response, check it is a 200, reset.
  *   netstress stall ADDR N K  opens N conns, reads K bytes on each, then
  *                             reads nothing more: prints "stalled N" and
  *                             holds them until killed (at most 60 s).
  *
- * churn, http and abort also print "at N" after every 10,000 conns, for
+ * churn, http, abort and httpabort also print "at N" after every 10,000 conns, for
  * whoever samples the server meanwhile (scripts/bench churn).
  * ADDR is IPv4:PORT. Every socket has a 10 s timeout, so a run always ends.
  * Exit 0, or 1 with the failing step on stderr, 2 on bad usage. */
@@ -117,6 +120,37 @@ static void abort_reads(long n, size_t k) {
   printf("done %ld\n", n);
 }
 
+/* An aborted HTTP download: the request, K bytes of the answer (status
+ * line and headers count), then a reset with the rest unread, so the
+ * server is left with a response it can no longer send. */
+static void http_abort_reads(long n, size_t k, const char *path) {
+  struct linger lg = {1, 0};
+  char req[512];
+  int len = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: netstress\r\n\r\n", path);
+  if (len < 0 || (size_t)len >= sizeof req || k < 12) {
+    fprintf(stderr, "netstress: path too long or K < 12\n");
+    exit(2);
+  }
+  for (long i = 0; i < n; i++) {
+    char status[12];
+    int fd = dial(i);
+    if (write(fd, req, (size_t)len) != len) die("write", i);
+    size_t got = 0;
+    while (got < sizeof status) {
+      ssize_t r = read(fd, status + got, sizeof status - got);
+      if (r <= 0) die(r == 0 ? "early eof" : "read", i);
+      got += (size_t)r;
+    }
+    if (memcmp(status, "HTTP/1.1 200", sizeof status) != 0)
+      die("not a 200 response", i);
+    read_exactly(fd, k - sizeof status, i);
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+  }
+  printf("done %ld\n", n);
+}
+
 static _Noreturn void stall(long n, size_t k) {
   int *fds = calloc((size_t)n, sizeof *fds);
   if (fds == NULL) die("calloc", 0);
@@ -133,7 +167,8 @@ static _Noreturn void stall(long n, size_t k) {
 int main(int argc, char **argv) {
   if (argc < 4 || parse_addr(argv[2]) < 0) {
     fprintf(stderr,
-            "usage: netstress churn|http|abort|stall IPV4:PORT N [K|MSG]\n");
+            "usage: netstress churn|http|abort|httpabort|stall IPV4:PORT N"
+            " [K|MSG] [PATH]\n");
     return 2;
   }
   long n = atol(argv[3]);
@@ -145,6 +180,8 @@ int main(int argc, char **argv) {
     http_churn(n);
   else if (strcmp(argv[1], "abort") == 0)
     abort_reads(n, k);
+  else if (strcmp(argv[1], "httpabort") == 0)
+    http_abort_reads(n, k, argc > 5 ? argv[5] : "/big");
   else if (strcmp(argv[1], "stall") == 0)
     stall(n, k);
   else

@@ -120,18 +120,9 @@ local function s_server(dir, args)
   return "127.0.0.1:" .. port, out
 end
 
-local function rss_kb(pid)
-  local s = h.read_file("/proc/" .. pid .. "/status") or ""
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
+local rss_kb = h.rss_kb
 
--- ASan's quarantine would hide what the server frees (see
--- backpressure_spec.lua).
-local function server_env()
-  local asan = os.getenv("ASAN_OPTIONS")
-  if not asan then return nil end
-  return { ASAN_OPTIONS = asan .. ":quarantine_size_mb=1" }
-end
+local server_env = h.rss_env
 
 local function metrics(server)
   local body, code = http.request("http://" .. server.addr.metrics .. "/metrics")
