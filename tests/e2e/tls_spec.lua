@@ -28,8 +28,9 @@ end
 
 -- Background processes of this spec (clients, openssl s_server), killed by
 -- PID in cleanup().
-local background = {}
+local background, outputs = {}, {}
 local function spawn(cmd, out)
+  outputs[#outputs + 1] = out
   local p = io.popen(string.format("%s >%s 2>&1 </dev/null & echo $!", cmd,
     h.quote(out)))
   local pid = tonumber(p:read("l"))
@@ -40,6 +41,8 @@ end
 local function cleanup()
   for _, pid in ipairs(background) do os.execute("kill " .. pid .. " 2>/dev/null") end
   background = {}
+  for _, f in ipairs(outputs) do os.remove(f) end
+  outputs = {}
   h.cleanup()
 end
 
@@ -374,6 +377,17 @@ describe("TLS services", function()
       server.addr.chat, h.quote(ca)), "")
     assert.equal(0, code, out)
     assert.equal("echo:hello\necho:world\nbye\n", out)
+  end)
+
+  it("refuse a client's renegotiation (TLS 1.2, openssl s_client's R command)", function()
+    local out = sh(string.format("(printf 'one\\n'; sleep 0.5; printf 'R\\n'; sleep 1) | "
+      .. "timeout 20 openssl s_client -tls1_2 -connect %s -servername localhost -CAfile %s",
+      server.addr.chat, h.quote(ca)))
+    assert.matches("\necho:one\n", out)
+    assert.matches("\nRENEGOTIATING\n", out)
+    assert.matches(":no renegotiation:", out)
+    local r = py("hello", server.addr.chat, { "--ca", ca, "--send", "after" })
+    assert.same({ "echo:after" }, r.replies)
   end)
 
   -- Reads until the server closes; what it sent, or fails after 10 s.
