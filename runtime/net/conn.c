@@ -603,13 +603,20 @@ static struct conn_box *conn_box(lua_State *L) {
   return b;
 }
 
+/* A client whose connect (and its transport's handshake: the socket is
+ * open, but nothing may be written through TLS yet) has not completed. */
+static int is_connecting(const struct lunet_conn *c) {
+  return c != NULL && (c->state == CONN_CONNECTING ||
+                       (c->state == CONN_OPEN && !c->started));
+}
+
 /* The conn if it is open, else NULL with (nil, "closed") pushed, or
- * (nil, "connecting") for a client whose connect has not completed. */
+ * (nil, "connecting") for a client that is not connected yet. */
 static struct lunet_conn *open_conn(lua_State *L) {
   struct lunet_conn *c = conn_box(L)->c;
-  if (c != NULL && c->state == CONN_OPEN) return c;
+  if (c != NULL && c->state == CONN_OPEN && c->started) return c;
   luaL_pushfail(L);
-  if (c != NULL && c->state == CONN_CONNECTING)
+  if (is_connecting(c))
     lua_pushliteral(L, "connecting");
   else
     lua_pushliteral(L, "closed");
@@ -708,7 +715,7 @@ static int conn_write(lua_State *L) {
 /* conn:close(): queued writes flush first; on_close follows from the loop. */
 static int conn_close(lua_State *L) {
   struct lunet_conn *c = conn_box(L)->c;
-  if (c != NULL && c->state == CONN_CONNECTING) {
+  if (is_connecting(c)) {
     lunet_conn_close(c, "closed", 0); /* aborts the connect */
     lua_pushboolean(L, 1);
     return 1;
