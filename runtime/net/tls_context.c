@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -117,18 +118,20 @@ struct blob {
 static int read_file(const char *path, struct blob *b, char *err,
                      size_t errcap) {
   FILE *f = fopen(path, "rb");
+  struct stat st;
   b->data = NULL, b->len = 0;
   if (f == NULL) return fail(err, errcap, path, strerror(errno));
-  b->data = malloc(TLS_FILE_MAX);
-  if (b->data != NULL) b->len = fread(b->data, 1, TLS_FILE_MAX, f);
-  int bad = b->data == NULL || ferror(f) || b->len == TLS_FILE_MAX;
+  int r = fstat(fileno(f), &st) < 0 ? fail(err, errcap, path, strerror(errno))
+          : st.st_size > TLS_FILE_MAX
+              ? fail(err, errcap, path, "larger than 1 MiB, not a PEM file")
+          : (b->data = malloc((size_t)st.st_size + 1)) == NULL
+              ? fail(err, errcap, path, "out of memory")
+              : 0;
+  if (r == 0) b->len = fread(b->data, 1, (size_t)st.st_size, f);
+  if (r == 0 && ferror(f)) r = fail(err, errcap, path, "cannot read");
   fclose(f);
-  if (!bad) return 0;
-  free(b->data);
-  b->data = NULL;
-  return fail(err, errcap, path, b->len == TLS_FILE_MAX
-                                     ? "larger than 1 MiB, not a PEM file"
-                                     : "cannot read");
+  if (r < 0) free(b->data), b->data = NULL, b->len = 0;
+  return r;
 }
 
 /* }================================================================== */
