@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "conn.h"
+#include "fuzz_runtime.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -45,27 +45,11 @@ static const char script[] =
     "  max_header_size = 1024, max_body = 2048, max_url = 256,\n"
     "  write_high_water = 1024, max_write_queue = 16384 } }\n";
 
-static struct lunet_cli cli;
 static struct lunet_runtime *rt;
 static struct lunet_service *svc;
 
 static void setup(void) {
-  char path[] = "/tmp/lunet-fuzz-XXXXXX.lua", err[512];
-  int usage, fd = mkstemps(path, 4);
-  if (fd < 0 || write(fd, script, sizeof script - 1) < 0) abort();
-  close(fd);
-  cli.script = strdup(path);
-  cli.budget_ms = 1000;
-  cli.memory_limit_mb = 256;
-  cli.shutdown_timeout_ms = 1000;
-  lunet_log_configure(LUNET_LOG_ERROR + 1, LUNET_LOG_TEXT); /* quiet */
-  rt = lunet_runtime_new(&cli, err, sizeof err);
-  if (rt == NULL || lunet_runtime_load(rt, err, sizeof err, &usage) < 0) {
-    fprintf(stderr, "fuzz setup: %s\n", err);
-    abort();
-  }
-  svc = lunet_container_of(rt->services.next, struct lunet_service, node);
-  unlink(path);
+  svc = lunet_fuzz_runtime(script, sizeof script - 1, &rt);
 }
 
 /* Reads up to `most` bytes of what the server sent (all of it for 0). */

@@ -18,8 +18,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "cli.h"
 #include "conn.h"
+#include "fuzz_runtime.h"
 #include "log.h"
 #include "runtime.h"
 #include "service.h"
@@ -34,29 +34,13 @@ static const char script[] =
     "             #req.body)\n"
     "  end } }\n";
 
-static struct lunet_cli cli;
 static struct lunet_runtime *rt;
 static struct lunet_service *svc;
 static SSL_CTX *client_ctx;
 static SSL_SESSION *session; /* of the first handshake, resumed after */
 
 static void setup(void) {
-  char path[] = "/tmp/lunet-fuzz-tls-XXXXXX.lua", err[512];
-  int usage, fd = mkstemps(path, 4);
-  if (fd < 0 || write(fd, script, sizeof script - 1) < 0) abort();
-  close(fd);
-  cli.script = strdup(path);
-  cli.budget_ms = 1000;
-  cli.memory_limit_mb = 256;
-  cli.shutdown_timeout_ms = 1000;
-  lunet_log_configure(LUNET_LOG_ERROR + 1, LUNET_LOG_TEXT); /* quiet */
-  rt = lunet_runtime_new(&cli, err, sizeof err);
-  if (rt == NULL || lunet_runtime_load(rt, err, sizeof err, &usage) < 0) {
-    fprintf(stderr, "fuzz setup: %s\n", err);
-    abort();
-  }
-  svc = lunet_container_of(rt->services.next, struct lunet_service, node);
-  unlink(path);
+  svc = lunet_fuzz_runtime(script, sizeof script - 1, &rt);
   client_ctx = SSL_CTX_new(TLS_client_method());
   if (client_ctx == NULL) abort();
   SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
