@@ -400,8 +400,9 @@ static void conn_after_write(struct lunet_conn *c) {
  * has released the request and what it held. */
 static void conn_write_done(uv_stream_t *s, size_t len, int status) {
   struct lunet_conn *c = s->data;
-  c->wq_bytes -= len;
-  if (c->state < CONN_CLOSING) c->svc->rt->queued_bytes -= len;
+  size_t charge = lunet_wq_charge(len);
+  c->wq_bytes -= charge;
+  if (c->state < CONN_CLOSING) c->svc->rt->queued_bytes -= charge;
   c->write_stalled_ms = uv_now(s->loop); /* it moved */
   if (status < 0 && status != UV_ECANCELED && c->state <= CONN_DRAINING)
     lunet_conn_close(c, uv_err_name(status), 0);
@@ -646,14 +647,15 @@ int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
     if (r < 0 && r != UV_EAGAIN) return r;
     if (r > 0) p += r, n -= (size_t)r;
   }
-  if (c->wq_bytes + n > c->svc->opt.max_write_queue) return UV_ENOBUFS;
-  int r = lunet__wq_make_room(rt, c, n);
+  size_t charge = lunet_wq_charge(n);
+  if (c->wq_bytes + charge > c->svc->opt.max_write_queue) return UV_ENOBUFS;
+  int r = lunet__wq_make_room(rt, c, charge);
   if (r == 0)
     r = lunet_wq_write(L, (uv_stream_t *)&c->tcp, p, n, idx, conn_write_done);
   if (r < 0) return r == UV_ENOBUFS ? UV_EOVERFLOW : r;
   if (c->wq_bytes == 0) c->write_stalled_ms = uv_now(c->tcp.loop);
-  c->wq_bytes += n;
-  rt->queued_bytes += n;
+  c->wq_bytes += charge;
+  rt->queued_bytes += charge;
   if (c->wq_bytes > c->svc->opt.write_high_water && !c->paused_by_queue) {
     c->paused_by_queue = 1; /* no more input until the peer takes this */
     conn_set_reading(c);

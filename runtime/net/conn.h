@@ -35,7 +35,7 @@ struct lunet_conn {
   struct lunet_service *svc;
   uint64_t id;
   uint64_t drain_deadline; /* loop time (ms) when DRAINING gives up */
-  size_t wq_bytes;         /* bytes handed to uv_write, not yet written */
+  size_t wq_bytes; /* what queued writes hold (lunet_wq_charge), unwritten */
   const char *close_reason; /* static string */
   int self_ref;
   enum lunet_conn_state state;

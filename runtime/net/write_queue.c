@@ -28,6 +28,11 @@ size_t lunet_wq_requests(void) {
   return live_requests;
 }
 
+/* 16: the allocator's header of the request's block. */
+size_t lunet_wq_charge(size_t n) {
+  return n + sizeof(struct wq_req) + 16;
+}
+
 static void wq_release(struct wq_req *w) {
   if (w->ref != LUA_NOREF) luaL_unref(w->L, LUA_REGISTRYINDEX, w->ref);
   w->ref = LUA_NOREF;

@@ -13,7 +13,7 @@
  *
  * Accounting and policy (per-conn and process-wide limits, who is
  * dropped) stay with the caller, which the done callback tells how many
- * bytes left the queue. */
+ * bytes left the queue; lunet_wq_charge says what they cost in memory. */
 #ifndef LUNET_WRITE_QUEUE_H
 #define LUNET_WRITE_QUEUE_H
 
@@ -33,6 +33,11 @@ typedef void (*lunet_wq_done_cb)(uv_stream_t *s, size_t len, int status);
  * queued. */
 int lunet_wq_write(lua_State *L, uv_stream_t *s, const char *p, size_t n,
                    int idx, lunet_wq_done_cb done);
+
+/* What a write of n bytes holds while queued: its bytes and its request.
+ * Limits count this, not n alone: a client pipelining requests for tiny
+ * answers would otherwise hold several times the bound in requests. */
+size_t lunet_wq_charge(size_t n);
 
 /* Writes queued now on every stream of the process, each holding one
  * pin or one copy (tests check it falls back to 0). */
