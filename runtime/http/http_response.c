@@ -471,11 +471,25 @@ static int check_status(lua_State *L, int idx) {
   return (int)status;
 }
 
-/* Serialises and writes the head (and body when given); length -1 means
- * chunked, -2 close-delimited (HTTP/1.0 streaming). */
+/* A body at least this long is not copied after the head but queued as
+ * the Lua string itself (pinned): slow clients of one large body hold it
+ * once. A shorter one goes with the head, in one write. */
+#define RES_PIN_MIN (16 * 1024)
+
+/* Sends the n bytes at p, inside the string at idx of L. */
+static void send_body(lua_State *L, struct lunet_conn *c, int idx,
+                      const char *p, size_t n) {
+  if (n >= RES_PIN_MIN)
+    lunet_conn_send_string(c, L, idx, p, n);
+  else
+    lunet_conn_send(c, p, n);
+}
+
+/* Serialises and writes the head, and the body when given (the string at
+ * body_idx); length -1 means chunked, -2 close-delimited (HTTP/1.0
+ * streaming). */
 static void send_head(lua_State *L, struct res_box *r, int status,
-                      long long length, const char *body, size_t blen,
-                      int extra) {
+                      long long length, int body_idx, int extra) {
   struct lunet_http *h = r->h;
   struct out_header headers[RES_MAX_HEADERS];
   struct out o;
@@ -491,9 +505,13 @@ static void send_head(lua_State *L, struct res_box *r, int status,
   if (!r->has_type && length != 0 && body_allowed(status))
     OUT_LITERAL(&o, "Content-Type: text/plain; charset=utf-8\r\n");
   add_framing(&o, h, status, length, r->close);
-  if (body != NULL && !h->head_only && body_allowed(status))
-    out_add(&o, body, blen);
+  size_t blen = 0;
+  const char *body = body_idx != 0 && !h->head_only && body_allowed(status)
+                         ? lua_tolstring(L, body_idx, &blen) : NULL;
+  if (body != NULL && blen < RES_PIN_MIN) out_add(&o, body, blen);
   out_send(&o, h->c);
+  if (body != NULL && blen >= RES_PIN_MIN)
+    lunet_conn_send_string(h->c, L, body_idx, body, blen);
   lua_pop(L, 1); /* the header list */
   r->started = 1;
   h->status = status;
@@ -505,11 +523,12 @@ static int res_send(lua_State *L) {
   LIVE_RES_OR_CLOSED(r);
   int status = check_status(L, 2);
   size_t blen = 0;
-  const char *body = luaL_optlstring(L, 3, "", &blen);
+  luaL_optlstring(L, 3, "", &blen);
+  int body_idx = lua_isnoneornil(L, 3) ? 0 : 3;
   int extra = lua_isnoneornil(L, 4) ? 0 : 4;
   if (extra) luaL_checktype(L, 4, LUA_TTABLE);
   if (r->started) return luaL_error(L, "headers already sent (streaming)");
-  send_head(L, r, status, (long long)blen, body, blen, extra);
+  send_head(L, r, status, (long long)blen, body_idx, extra);
   lunet__http_response_done(r->h, r->close);
   lua_pushboolean(L, 1);
   return 1;
@@ -567,18 +586,24 @@ static int res_write(lua_State *L) {
   if (!r->started) {
     int status = lua_isnoneornil(L, 3) ? 200 : check_status(L, 3);
     r->chunked = !r->h->http10;
-    send_head(L, r, status, r->chunked ? -1 : -2, NULL, 0, 0);
+    send_head(L, r, status, r->chunked ? -1 : -2, 0, 0);
   }
   if (n == 0 || r->h->head_only) return 0;
-  if (!r->chunked) return lunet_conn_send(r->h->c, chunk, n), 0;
+  if (!r->chunked) return send_body(L, r->h->c, 2, chunk, n), 0;
   char size[24];
   int k = snprintf(size, sizeof size, "%zx\r\n", n);
   struct out o;
   out_init(&o, L);
   out_add(&o, size, (size_t)k);
-  out_add(&o, chunk, n);
-  OUT_LITERAL(&o, "\r\n");
+  if (n < RES_PIN_MIN) {
+    out_add(&o, chunk, n);
+    OUT_LITERAL(&o, "\r\n");
+    out_send(&o, r->h->c);
+    return 0;
+  }
   out_send(&o, r->h->c);
+  send_body(L, r->h->c, 2, chunk, n);
+  lunet_conn_send(r->h->c, "\r\n", 2);
   return 0;
 }
 

@@ -663,11 +663,6 @@ int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
   return 0;
 }
 
-/* Plaintext from C (an HTTP response, a framing error line), through the
- * transport. */
-static int conn_send(struct lunet_conn *c, const char *p, size_t n) {
-  return c->transport->write(c, p, n, c->svc->rt->L, 0);
-}
 
 /* A write that failed drops its conn: a slow consumer (UV_ENOBUFS: its
  * own queue limit; UV_EOVERFLOW: the process-wide one) or a socket
@@ -684,11 +679,23 @@ static void conn_write_failed(struct lunet_conn *c, int r, size_t adding) {
   }
 }
 
-int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n) {
+/* Plaintext from C (an HTTP response, a framing error line), through the
+ * transport: copied (idx 0) or pinned. */
+static int conn_send(struct lunet_conn *c, const char *p, size_t n,
+                     lua_State *L, int idx) {
   if (c->state != CONN_OPEN) return UV_EPIPE;
-  int r = conn_send(c, p, n);
+  int r = c->transport->write(c, p, n, L, idx);
   if (r < 0) conn_write_failed(c, r, n);
   return r == UV_EOVERFLOW ? UV_ENOBUFS : r;
+}
+
+int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n) {
+  return conn_send(c, p, n, c->svc->rt->L, 0);
+}
+
+int lunet_conn_send_string(struct lunet_conn *c, lua_State *L, int idx,
+                           const char *p, size_t n) {
+  return conn_send(c, p, n, L, lua_absindex(L, idx));
 }
 
 void lunet_conn_hold(struct lunet_conn *c, int hold) {

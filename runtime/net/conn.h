@@ -112,6 +112,12 @@ void lunet_conn_sweep(struct lunet_runtime *rt, int force);
  * error (conn closing). */
 int lunet_conn_send(struct lunet_conn *c, const char *p, size_t n);
 
+/* The same for the n bytes at p inside the Lua string at absolute index
+ * idx of L: the queue pins the string instead of copying it (a response
+ * body written to many slow clients is held once). */
+int lunet_conn_send_string(struct lunet_conn *c, lua_State *L, int idx,
+                           const char *p, size_t n);
+
 /* Holds input (hold = 1) while a protocol layer works on a message: bytes
  * that arrive meanwhile are kept and reading stops until release, which
  * delivers them from the loop. No syscall unless input does arrive. */

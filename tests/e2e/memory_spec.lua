@@ -126,6 +126,27 @@ describe("memory", function()
     assert.equal(0, (server:stop()))
   end)
 
+  -- res:send queues a large body as the Lua string itself: it held a copy
+  -- per client (10 stalled clients of /big: 67 MB).
+  it("holds one 8 MiB response body once for 100 HTTP clients that stop reading", function()
+    local server = h.start(h.SCRIPTS .. "/memory_web.lua", { services = { "web" } })
+    local client = netstress("stall", server.addr.web, "100", "1000", "/big")
+    h.wait_for(function()
+      assert(client:alive(), "netstress stall exited: " .. client:log())
+      return client:stdout():match("stalled 100")
+    end, 60, "100 stalled HTTP clients")
+    local r = rss(server.pid)
+    assert(r <= RSS_MAX, string.format("RSS %.1f MB", r / 1e6))
+    local s = stats(server)
+    assert.equal(100, s.services[1].active)
+    assert(s.queued_bytes > 100 * MiB, "queued " .. s.queued_bytes)
+    client:stop()
+    h.wait_for(function() return stats(server).queued_bytes == 0 end, 10,
+      "the queues of the closed conns released")
+    assert.equal(0, (server:stop()))
+    print(string.format("\n  100 stalled HTTP readers: RSS %.1f MB", r / 1e6))
+  end)
+
   -- --max-queued bounds every conn's queue together: past it the conns
   -- with the most queued go first, logged and counted.
   it("drops the largest slow consumers past --max-queued", function()

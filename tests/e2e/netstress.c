@@ -11,9 +11,10 @@
  *   netstress httpabort ADDR N K [PATH]  N times: connect, GET PATH
  *                             (default /big), read K bytes of the
  *                             response, check it is a 200, reset.
- *   netstress stall ADDR N K  opens N conns, reads K bytes on each, then
- *                             reads nothing more: prints "stalled N" and
- *                             holds them until killed (at most 60 s).
+ *   netstress stall ADDR N K [PATH]  opens N conns, (with PATH: sends
+ *                             GET PATH on each,) reads K bytes on each,
+ *                             then reads nothing more: prints "stalled N"
+ *                             and holds them until killed (at most 60 s).
  *
  * churn, http, abort and httpabort also print "at N" after every 10,000 conns, for
  * whoever samples the server meanwhile (scripts/bench churn).
@@ -120,43 +121,51 @@ static void abort_reads(long n, size_t k) {
   printf("done %ld\n", n);
 }
 
-/* An aborted HTTP download: the request, K bytes of the answer (status
- * line and headers count), then a reset with the rest unread, so the
- * server is left with a response it can no longer send. */
-static void http_abort_reads(long n, size_t k, const char *path) {
-  struct linger lg = {1, 0};
-  char req[512];
+/* Sends GET path on fd and reads k bytes of the answer (status line and
+ * headers count), checking it is a 200. */
+static void get_start(int fd, const char *path, size_t k, long i) {
+  char req[512], status[12];
   int len = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: netstress\r\n\r\n", path);
-  if (len < 0 || (size_t)len >= sizeof req || k < 12) {
+  if (len < 0 || (size_t)len >= sizeof req || k < sizeof status) {
     fprintf(stderr, "netstress: path too long or K < 12\n");
     exit(2);
   }
+  if (write(fd, req, (size_t)len) != len) die("write", i);
+  size_t got = 0;
+  while (got < sizeof status) {
+    ssize_t r = read(fd, status + got, sizeof status - got);
+    if (r <= 0) die(r == 0 ? "early eof" : "read", i);
+    got += (size_t)r;
+  }
+  if (memcmp(status, "HTTP/1.1 200", sizeof status) != 0)
+    die("not a 200 response", i);
+  read_exactly(fd, k - sizeof status, i);
+}
+
+/* An aborted HTTP download: the request, K bytes of the answer, then a
+ * reset with the rest unread, so the server is left with a response it
+ * can no longer send. */
+static void http_abort_reads(long n, size_t k, const char *path) {
+  struct linger lg = {1, 0};
   for (long i = 0; i < n; i++) {
-    char status[12];
     int fd = dial(i);
-    if (write(fd, req, (size_t)len) != len) die("write", i);
-    size_t got = 0;
-    while (got < sizeof status) {
-      ssize_t r = read(fd, status + got, sizeof status - got);
-      if (r <= 0) die(r == 0 ? "early eof" : "read", i);
-      got += (size_t)r;
-    }
-    if (memcmp(status, "HTTP/1.1 200", sizeof status) != 0)
-      die("not a 200 response", i);
-    read_exactly(fd, k - sizeof status, i);
+    get_start(fd, path, k, i);
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
   }
   printf("done %ld\n", n);
 }
 
-static _Noreturn void stall(long n, size_t k) {
+static _Noreturn void stall(long n, size_t k, const char *path) {
   int *fds = calloc((size_t)n, sizeof *fds);
   if (fds == NULL) die("calloc", 0);
   for (long i = 0; i < n; i++) {
     fds[i] = dial(i);
-    read_exactly(fds[i], k, i);
+    if (path != NULL)
+      get_start(fds[i], path, k, i);
+    else
+      read_exactly(fds[i], k, i);
   }
   printf("stalled %ld\n", n);
   fflush(stdout);
@@ -183,7 +192,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "httpabort") == 0)
     http_abort_reads(n, k, argc > 5 ? argv[5] : "/big");
   else if (strcmp(argv[1], "stall") == 0)
-    stall(n, k);
+    stall(n, k, argc > 5 ? argv[5] : NULL);
   else
     return fprintf(stderr, "netstress: unknown mode %s\n", argv[1]), 2;
   return 0;

@@ -24,6 +24,7 @@ router:get("/stream", function(req, res)
   lunet.after(20, function()
     res:write("part2")
     res:write(string.rep("z", 5000)) -- a chunk larger than the stack buffer
+    res:write(string.rep("y", 40000)) -- one queued as the string itself
     res:finish()
   end)
 end)
