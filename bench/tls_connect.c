@@ -169,11 +169,23 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess) {
   return 1;
 }
 
+/* With SSL_VERIFY_NONE OpenSSL still builds and checks the chain and
+ * only ignores the verdict; skipping it keeps the client's cost per
+ * handshake down, which matters when client and server share 2 CPUs. */
+static int skip_chain_cb(X509_STORE_CTX *store, void *arg) {
+  (void)store;
+  (void)arg;
+  return 1;
+}
+
 static int ctx_init(void) {
   ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL) return -1;
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  SSL_CTX_set_cert_verify_callback(ctx, skip_chain_cb, NULL);
+  /* One read(2) for what the socket has, not two per record. */
+  SSL_CTX_set_read_ahead(ctx, 1);
   /* Thousands of held conns: no idle record buffers on our side either. */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_cache_mode(
