@@ -150,6 +150,7 @@ static const char *ssl_reason(int err) {
     ERR_clear_error();
     return buf;
   }
+  if (err == SSL_ERROR_ZERO_RETURN) return "closed by the server";
   if (err == SSL_ERROR_SYSCALL)
     return errno != 0 ? strerror(errno) : "unexpected EOF";
   snprintf(buf, sizeof buf, "SSL error %d", err);
