@@ -129,6 +129,19 @@ https_connect() {
   HTTPS_FIELDS+=" cpu_ticks=$LOAD_TICKS usr_ticks=$LOAD_USR"
   HTTPS_FIELDS+=" cpu_us_per_conn=$(us_per "$LOAD_TICKS" "$n")"
   HTTPS_FIELDS+=" busy_pct=$(busy_pct "$LOAD_TICKS" "$secs")"
+  https_check_resumed "$name" "$scenario"
+}
+
+# A resuming scenario where most handshakes were full ones is a finding
+# about the server (or a broken client), not a figure to read as is.
+https_check_resumed() {
+  local name=$1 scenario=$2 pct
+  [[ $scenario != full ]] || return 0
+  pct=$(field resumed_pct "$HTTPS_FIELDS")
+  if ! goal_met "$pct" ">= 90"; then
+    echo "warning: https $scenario $name: only $pct% of the connections" \
+      "resumed (the others were full handshakes)" >&2
+  fi
 }
 
 # idle: settle, RSS; tls_connect holds --idle conns, settle, RSS again.
