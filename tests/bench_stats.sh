@@ -113,6 +113,39 @@ eq "one markdown row" "$(sum_md_row "a|1|p 2|0.50|-|-")" \
   "| a | 1 | p 2 | 0.50 | - | - |"
 eq "text summary row" "$(sum_print | sed -n 2p)" \
   "Echo 64 B msgs/s                              250 ceiling 125            1.00 ratio >= 0.90    met"
+# --- the https rows: which scenario and key each row reads, the paired
+# ratio per row, and the goals (CPU per request <= 0.90, conns/s >= 1.00
+# for full and resumed, none for the reused ticket, idle RSS <= 1.00).
+HTTPS=$TMP_DIR/https.txt
+H="bench=https scenario"
+cat >"$HTTPS" <<EOF
+$H=hello server=lunet run=1 req_per_s=300 cpu_us_per_req=8
+$H=hello server=nginx-lua run=1 req_per_s=200 cpu_us_per_req=10
+$H=full server=lunet run=1 conns_per_s=900 cpu_us_per_conn=400
+$H=full server=nginx-lua run=1 conns_per_s=1000 cpu_us_per_conn=500
+$H=resume server=lunet run=1 conns_per_s=1500 cpu_us_per_conn=300
+$H=resume server=nginx-lua run=1 conns_per_s=1000 cpu_us_per_conn=200
+$H=reuse server=lunet run=1 conns_per_s=10 cpu_us_per_conn=30
+$H=reuse server=nginx-lua run=1 conns_per_s=20 cpu_us_per_conn=60
+$H=idle server=lunet run=1 conns=5000 bytes_per_conn=3000
+$H=idle server=nginx-lua run=1 conns=5000 bytes_per_conn=4000
+EOF
+ALL_RAW=([https]=$HTTPS)
+OPT_SMOKE=0 SUM_ROWS=() SUM_MET=0 SUM_MISSED=0
+sum_https_rows
+eq "https rows counted met" "$SUM_MET" 3
+eq "https rows counted not met" "$SUM_MISSED" 1
+eq "https rows (RESULTS.md)" "$(sum_print md | tail -n +3)" \
+  "| HTTPS hello CPU us/req | 8.00 | nginx-lua 10.00 | 0.80 | ratio <= 0.90 | met |
+| HTTPS hello req/s | 300 | nginx-lua 200 | 1.50 | - | - |
+| TLS conns/s, full handshake | 900 | nginx-lua 1000 | 0.90 | ratio >= 1.00 | NOT met |
+| TLS CPU us/conn, full handshake | 400 | nginx-lua 500 | 0.80 | - | - |
+| TLS conns/s, resumed | 1500 | nginx-lua 1000 | 1.50 | ratio >= 1.00 | met |
+| TLS CPU us/conn, resumed | 300 | nginx-lua 200 | 1.50 | - | - |
+| TLS conns/s, reused ticket | 10 | nginx-lua 20 | 0.50 | - | - |
+| TLS CPU us/conn, reused ticket | 30 | nginx-lua 60 | 0.50 | - | - |
+| Idle TLS keep-alive conn, B RSS | 3000 | nginx-lua 4000 | 0.75 | ratio <= 1.00 | met |"
+
 OPT_SMOKE=1 SUM_ROWS=()
 sum_row "Echo 64 B msgs/s" 1 ceiling 2 ">= 0.90"
 eq "smoke rows are not judged" "$(sum_print md | tail -1)" \

@@ -321,3 +321,26 @@ raise_nofile() {
 rss_kb() {
   awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null
 }
+
+# wrk's latency ("440.00us", "1.23ms", "1.00s") in microseconds.
+wrk_us() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "ms") n *= 1000; else if (u == "s") n *= 1e6
+    else if (u == "m") n *= 6e7
+    printf "%.1f", n }'
+}
+
+# key=value fields from wrk --latency output in file $1 (http, https).
+wrk_fields() {
+  local file=$1 reqs rps p50 p99 non2xx sockerr
+  reqs=$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' "$file")
+  rps=$(sed -nE 's/^Requests\/sec: *([0-9.]+).*/\1/p' "$file")
+  p50=$(awk '$1 == "50%" { print $2 }' "$file")
+  p99=$(awk '$1 == "99%" { print $2 }' "$file")
+  non2xx=$(sed -nE 's/.*Non-2xx or 3xx responses: *([0-9]+).*/\1/p' "$file")
+  sockerr=$(sed -nE 's/.*Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+).*/\1+\2+\3+\4/p' "$file")
+  echo "requests=${reqs:-0} req_per_s=${rps:-0}" \
+    "p50_us=$(wrk_us "${p50:-0}") p99_us=$(wrk_us "${p99:-0}")" \
+    "non2xx=${non2xx:-0} socket_errors=$((${sockerr:-0}))"
+}

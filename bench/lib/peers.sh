@@ -62,6 +62,7 @@ HTTP_ROUTE_BODY="Hello, bench!"
 HTTP_HELLO_BODY="Hello, World!"
 NGINX_MODULE=/usr/lib/nginx/modules/ngx_http_lua_module.so
 declare -A HTTP_SKIP=() # peer -> why it is left out
+CURL_OPTS=()            # more curl options: https's --cacert
 
 http_skip() {
   local peer=$1 why=$2
@@ -163,7 +164,9 @@ start_http_peer() {
   SERVER_LOG=$log
   PIDS+=("$SERVER_PID")
   for ((i = 0; i < HTTP_READY_S * 20; i++)); do
-    if curl -s -o /dev/null --max-time 1 "$url"; then return 0; fi
+    if curl -s "${CURL_OPTS[@]}" -o /dev/null --max-time 1 "$url"; then
+      return 0
+    fi
     alive "$SERVER_PID" || break
     sleep 0.05
   done
@@ -174,17 +177,21 @@ start_http_peer() {
 
 # Starts nginx from a fresh prefix directory under TMP_DIR, on a free
 # port (a few tries, in case one is taken between the check and the
-# bind). Returns 1 with the reason in HTTP_WHY.
+# bind), with bench/peers/$1 (default nginx-lua.conf) as its config and
+# $2 (http or https) the scheme it is checked with; @TLS_DIR@ in the
+# config becomes TLS_DIR (https's certificate). Returns 1 with the reason
+# in HTTP_WHY.
 start_nginx() {
+  local conf=${1:-nginx-lua.conf} scheme=${2:-http}
   local prefix=$TMP_DIR/nginx port try
   for ((try = 1; try <= 3; try++)); do
     rm -rf "$prefix"
     mkdir -p "$prefix/temp" "$prefix/logs"
     port=$(pick_port) || { HTTP_WHY="no free port"; return 1; }
-    sed "s/@PORT@/$port/" "$ROOT/bench/peers/nginx-lua.conf" \
-      >"$prefix/nginx.conf"
+    sed -e "s/@PORT@/$port/" -e "s|@TLS_DIR@|${TLS_DIR:-}|g" \
+      "$ROOT/bench/peers/$conf" >"$prefix/nginx.conf"
     SERVER_ADDR=127.0.0.1:$port
-    if start_http_peer "$TMP_DIR/nginx-$try.log" "http://$SERVER_ADDR/" \
+    if start_http_peer "$TMP_DIR/nginx-$try.log" "$scheme://$SERVER_ADDR/" \
       "$NGINX_BIN" -p "$prefix/" -c "$prefix/nginx.conf" -e stderr; then
       return 0
     fi
@@ -228,7 +235,7 @@ http_check_body() {
   local name=$1 url=$2 want=$3 got try
   # A few tries: on a busy machine a first answer can take seconds.
   for ((try = 1; try <= 3; try++)); do
-    got=$(curl -s --max-time 5 "$url" || true)
+    got=$(curl -s "${CURL_OPTS[@]}" --max-time 5 "$url" || true)
     [[ $got == "$want" ]] && return 0
     alive "$SERVER_PID" || break
   done

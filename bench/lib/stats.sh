@@ -166,6 +166,33 @@ sum_http_rows() {
     nginx-lua "$w=nginx-lua" p99_us "<= 1.00"
 }
 
+# The https benchmark against nginx with lua: CPU per keep-alive request,
+# new connections per second (full handshakes; resumed with the newest
+# ticket as a browser does; resumed with one ticket reused, no goal) with
+# the server CPU per connection beside them, since a handshake costs the
+# client about as much and conns/s may be its limit; RSS per idle TLS
+# conn.
+sum_https_rows() {
+  local p="bench=https scenario" n=nginx-lua s what goal
+  sum_cmp "HTTPS hello CPU us/req" https "$p=hello server=lunet" $n \
+    "$p=hello server=$n" cpu_us_per_req "<= 0.90" %.2f
+  sum_cmp "HTTPS hello req/s" https "$p=hello server=lunet" $n \
+    "$p=hello server=$n" req_per_s -
+  for s in full resume reuse; do
+    case $s in
+      full) what="full handshake" goal=">= 1.00" ;;
+      resume) what="resumed" goal=">= 1.00" ;;
+      reuse) what="reused ticket" goal=- ;;
+    esac
+    sum_cmp "TLS conns/s, $what" https "$p=$s server=lunet" $n \
+      "$p=$s server=$n" conns_per_s "$goal"
+    sum_cmp "TLS CPU us/conn, $what" https "$p=$s server=lunet" $n \
+      "$p=$s server=$n" cpu_us_per_conn -
+  done
+  sum_cmp "Idle TLS keep-alive conn, B RSS" https "$p=idle server=lunet" $n \
+    "$p=idle server=$n" bytes_per_conn "<= 1.00"
+}
+
 sum_echo_rows() {
   local size l p
   for size in 64 4096; do

@@ -3,24 +3,26 @@
 #:      [--no-markdown]
 #
 # Every benchmark of ALL_ORDER as a child, then one summary against issue
-# #8's goals (the rows are in bench/lib/stats.sh), written to
+# #8's goals and #18's for https (rows in bench/lib/stats.sh), written to
 # bench/RESULTS.md; --smoke is ctest's bench_smoke. A new benchmark joins
 # `all` by a name in ALL_ORDER, its ALL_FULL_/ALL_SMOKE_ options here and
 # its rows in bench/lib/stats.sh.
 
-ALL_ORDER="http echo udp mem reload chat"
+ALL_ORDER="http https echo udp mem reload chat"
 ALL_MARKDOWN=$ROOT/bench/RESULTS.md
 
 # The options of each benchmark in `all`: full (FULL_, with --runs added)
 # sized so the whole run stays under 10 minutes on a 2-CPU machine, and
 # smoke (SMOKE_): about a second per peer, one run.
 ALL_FULL_http="--duration 4"
+ALL_FULL_https="--duration 3"
 ALL_FULL_echo="--duration 3 --size 64,4096"
 ALL_FULL_udp="--duration 2 --size 64,1200"
 ALL_FULL_mem="--conns 5000"
 ALL_FULL_reload="--duration 2 --idle 5000 --reloads 10"
 ALL_FULL_chat="--duration 2 --clients 1000"
 ALL_SMOKE_http="--runs 1 --duration 1 --warmup 0"
+ALL_SMOKE_https="--runs 1 --duration 1 --warmup 0 --idle 200 --settle 0.5"
 ALL_SMOKE_echo="--runs 1 --duration 1 --conns 8 --size 64"
 ALL_SMOKE_udp="--runs 1 --duration 1 --size 64"
 ALL_SMOKE_mem="--runs 1 --conns 200 --settle 0.5"
@@ -84,6 +86,7 @@ all_versions() {
   echo "- nginx: $( (nginx -v 2>&1 || echo none) | head -1)"
   echo "- go: $( (go version 2>&1 || echo none) | head -1)"
   echo "- wrk: $( (wrk -v 2>&1 || true) | head -1)"
+  echo "- OpenSSL: $( (openssl version 2>&1 || echo none) | head -1)"
   echo "- libuv $(pkg-config --modversion libuv 2>/dev/null || echo ?)," \
     "Lua $(pkg-config --modversion lua5.4 2>/dev/null || echo ?)," \
     "llhttp (node-llhttp) $(dpkg-query -W -f='${Version}' node-llhttp \
@@ -162,6 +165,7 @@ bench_all() {
   check_env
   for name in $ALL_ORDER; do all_one "$name"; done
   sum_http_rows
+  sum_https_rows
   sum_echo_rows
   sum_mem_rows
   sum_other_rows
