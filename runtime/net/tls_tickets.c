@@ -75,20 +75,21 @@ static int encrypt_with(const struct ticket_key *k, unsigned char *name,
   return set_mac(mac, k) ? 1 : -1;
 }
 
-/* 1: opened with the current key; 2: with the previous one (OpenSSL
- * issues a fresh ticket); 0: unknown key, a full handshake follows. */
+/* 2: opened (OpenSSL then issues a fresh ticket: a TLS 1.3 client uses
+ * each ticket once, so with 1 every other connection of a client that
+ * always offers its newest ticket was a full handshake); 0: unknown key,
+ * a full handshake follows. */
 static int decrypt_with(const unsigned char *name, const unsigned char *iv,
                         EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac) {
   const struct ticket_key *k = NULL;
-  int r = 1;
   if (keys.current.set && memcmp(name, keys.current.bytes, 16) == 0)
     k = &keys.current;
   else if (keys.previous.set && memcmp(name, keys.previous.bytes, 16) == 0)
-    k = &keys.previous, r = 2;
+    k = &keys.previous;
   if (k == NULL) return 0;
   if (!EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, k->bytes + 16, iv))
     return -1;
-  return set_mac(mac, k) ? r : -1;
+  return set_mac(mac, k) ? 2 : -1;
 }
 
 static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
