@@ -39,8 +39,10 @@ struct tls_conn {
   int info_ref;              /* conn.tls, made on the first read */
   unsigned char established, shut, first_read_done;
   unsigned char counted; /* its handshake is in the metrics */
-  char reason[200];          /* a close reason naming OpenSSL's */
+  char *reason; /* a client's close reason naming OpenSSL's, made then */
 };
+
+#define REASON_SIZE 200
 
 static struct tls_conn *tls_of(const struct lunet_conn *c) {
   return c->transport_state;
@@ -121,11 +123,13 @@ static void tls_log(struct lunet_conn *c, int level, const char *what,
 /* A client learns why its server was refused: on_close gets the reason. */
 static const char *client_reason(struct tls_conn *t) {
   long v = SSL_get_verify_result(t->ssl);
+  if (t->reason == NULL && (t->reason = malloc(REASON_SIZE)) == NULL)
+    return "tls: handshake failed";
   if (v != X509_V_OK)
-    snprintf(t->reason, sizeof t->reason, "tls: certificate verify failed: %s",
+    snprintf(t->reason, REASON_SIZE, "tls: certificate verify failed: %s",
              X509_verify_cert_error_string(v));
   else
-    snprintf(t->reason, sizeof t->reason, "tls: handshake failed: %s",
+    snprintf(t->reason, REASON_SIZE, "tls: handshake failed: %s",
              ossl_reason());
   return t->reason;
 }
@@ -345,8 +349,7 @@ static int tls_timeouts(struct lunet_conn *c, uint64_t now) {
   t->counted = 1;
   tls_log(c, LUNET_LOG_DEBUG, "tls handshake timeout", "handshake_timeout");
   if (t->ctx->client) {
-    snprintf(t->reason, sizeof t->reason, "tls: handshake timeout");
-    lunet_conn_close(c, t->reason, 0);
+    lunet_conn_close(c, "tls: handshake timeout", 0);
   } else {
     lunet_conn_close(c, "tls_handshake_timeout", 0);
   }
@@ -413,6 +416,7 @@ static void tls_detach(struct lunet_conn *c) {
   luaL_unref(c->svc->rt->L, LUA_REGISTRYINDEX, t->info_ref);
   SSL_free(t->ssl); /* and the BIO */
   lunet_tls_ctx_unref(t->ctx);
+  free(t->reason); /* after on_close, which was given it */
   free(t);
   c->transport_state = NULL;
 }
