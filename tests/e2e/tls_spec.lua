@@ -644,8 +644,16 @@ describe("lunet.connect with tls", function()
     local addr = s_server(dir, "-cert server.pem -key server.key -rev -alpn x-lunet")
     local mtls, mtls_out = s_server(dir,
       "-cert server.pem -key server.key -rev -Verify 1 -CAfile ca.pem")
-    local code, _, log = h.run({ "run", h.SCRIPTS .. "/tls_connect.lua", "--", addr, dir, mtls },
-      { timeout = 30 })
+    -- Accepts one conn and never answers (the kernel completes the TCP
+    -- handshake); killed by cleanup.
+    local silent = h.spawn({ "-c", "import socket, time\n"
+      .. "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+      .. "print(s.getsockname()[1], flush=True); c = s.accept(); time.sleep(60)" },
+      { bin = "python3" })
+    local port = h.wait_for(function() return silent:stdout():match("(%d+)\n") end, 10,
+      "the silent listener's port")
+    local code, _, log = h.run({ "run", h.SCRIPTS .. "/tls_connect.lua", "--", addr, dir, mtls,
+      "127.0.0.1:" .. port }, { timeout = 30 })
     assert.equal(0, code, log)
     local line = assert(log:match('msg="tls connect done"[^\n]*'), log)
     local function case(name)
@@ -658,6 +666,7 @@ describe("lunet.connect with tls", function()
     assert.equal(refused .. "unable to get local issuer certificate", case("system_store"))
     assert.equal("connected=true reply=gnip version=TLSv1.3 alpn=nil reason=closed", case("no_verify"))
     assert.equal("connected=true reply=gnip version=TLSv1.3 alpn=nil reason=closed", case("client_cert"))
+    assert.equal("connected=nil write=nil,connecting reason=closed", case("handshaking"))
     -- s_server saw and verified the client's certificate.
     assert.matches("depth=0 CN = client\nverify return:1", h.read_file(mtls_out))
   end)
