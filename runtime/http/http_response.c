@@ -602,7 +602,7 @@ static int res_write(lua_State *L) {
     return 0;
   }
   out_send(&o, r->h->c);
-  send_body(L, r->h->c, 2, chunk, n);
+  lunet_conn_send_string(r->h->c, L, 2, chunk, n);
   lunet_conn_send(r->h->c, "\r\n", 2);
   return 0;
 }

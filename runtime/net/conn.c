@@ -663,7 +663,6 @@ int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
   return 0;
 }
 
-
 /* A write that failed drops its conn: a slow consumer (UV_ENOBUFS: its
  * own queue limit; UV_EOVERFLOW: the process-wide one) or a socket
  * error. */
