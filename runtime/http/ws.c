@@ -98,7 +98,7 @@ static void set_close(struct lunet_ws *ws, uint16_t code, const char *reason,
   ws->close_reason[len] = '\0';
 }
 
-static void log_ws(struct lunet_ws *ws, int level, const char *msg,
+void lunet__ws_log(struct lunet_ws *ws, int level, const char *msg,
                    uint16_t code, const char *reason) {
   char id[24], codes[8], peer[LUNET_ADDR_STRLEN];
   snprintf(id, sizeof id, "%" PRIu64, ws->c->id);
@@ -106,6 +106,13 @@ static void log_ws(struct lunet_ws *ws, int level, const char *msg,
   lunet_addr_format(&ws->c->peer.sa, peer, sizeof peer);
   lunet_log(level, msg, "service", ws->c->svc->name, "conn", id, "peer", peer,
             "code", codes, "reason", reason, NULL);
+}
+
+void lunet__ws_drop(struct lunet_ws *ws, uint16_t code, const char *reason,
+                    const char *conn_reason) {
+  set_close(ws, code, reason, strlen(reason));
+  ws->close_sent = 1;
+  lunet_conn_close(ws->c, conn_reason, 0);
 }
 
 void lunet__ws_fail(struct lunet_ws *ws, uint16_t code, const char *reason,
@@ -244,7 +251,7 @@ static void ws_event(struct lunet_ws *ws, const struct lunet_ws_event *ev) {
     case LUNET_WS_EV_CLOSE:
       return on_close_frame(ws, ev);
     case LUNET_WS_EV_ERROR:
-      log_ws(ws, LUNET_LOG_INFO, "websocket protocol error", ev->code,
+      lunet__ws_log(ws, LUNET_LOG_INFO, "websocket protocol error", ev->code,
              ev->data);
       return lunet__ws_fail(ws, ev->code, ev->data,
                             ev->code == 1009 ? "message_too_long"
@@ -290,7 +297,7 @@ static void ws_timeouts(struct lunet_conn *c, uint64_t now) {
   unsigned every = ws->lim.ping_interval_ms;
   if (every == 0 || now - ws->last_ping_ms < every) return;
   if (ws->pings_out >= 2) {
-    log_ws(ws, LUNET_LOG_INFO, "websocket ping timeout", 1006,
+    lunet__ws_log(ws, LUNET_LOG_INFO, "websocket ping timeout", 1006,
            "no pong to two pings");
     set_close(ws, 1006, "ping timeout", 12);
     ws->close_received = 1; /* keeps 1006 for on_close */

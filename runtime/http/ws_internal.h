@@ -57,8 +57,19 @@ int lunet__ws_unsubscribe(lua_State *L, struct lunet_ws *ws, int topic_idx);
 /* res:websocket (ws_upgrade.c). */
 int lunet__ws_res_websocket(lua_State *L);
 
-/* The close reason a conn is closed with when ws fails it with code. */
+/* Fails the socket: a close frame with code and reason, then the conn
+ * closes (gracefully, with conn_reason); on_close gets code unless the
+ * peer's close came first. */
 void lunet__ws_fail(struct lunet_ws *ws, uint16_t code, const char *reason,
                     const char *conn_reason);
+
+/* Drops the socket at once, its queue with it (a peer that does not
+ * read would never get a close frame); on_close gets code and reason. */
+void lunet__ws_drop(struct lunet_ws *ws, uint16_t code, const char *reason,
+                    const char *conn_reason);
+
+/* A log record about ws with its service, conn, peer, code and reason. */
+void lunet__ws_log(struct lunet_ws *ws, int level, const char *msg,
+                   uint16_t code, const char *reason);
 
 #endif

@@ -227,9 +227,9 @@ static int deliver(struct lunet_ws *ws, const struct frame *f, int op,
   if (c->wq_bytes > 0 &&
       c->wq_bytes + lunet_wq_charge(f->n) > c->svc->opt.max_write_queue) {
     c->svc->metrics.ws_slow_drops++;
-    lunet_log(LUNET_LOG_WARN, "websocket slow consumer dropped", "service",
-              c->svc->name, "reason", "max_write_queue", NULL);
-    lunet__ws_fail(ws, 1008, "slow consumer", "slow_consumer");
+    lunet__ws_log(ws, LUNET_LOG_WARN, "websocket slow consumer dropped", 1008,
+                  "max_write_queue");
+    lunet__ws_drop(ws, 1008, "slow consumer", "slow_consumer");
     return 0;
   }
   int r = ws->client ? lunet__ws_send_frame(ws, op, msg, mlen, 0)
