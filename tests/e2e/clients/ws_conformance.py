@@ -437,23 +437,25 @@ def case(name, path="/echo", factor=1):
 def echo_case(name, opcode, payload, chunk=None, path="/echo", factor=1):
     @case(name, path, factor)
     def run(c):
-        data = frame(opcode, payload)
+        body = payload() if callable(payload) else payload
+        data = frame(opcode, body)
         if chunk:
             c.send_chunks(data, chunk)
         else:
             c.send(data)
-        return expect_echo(c, opcode, payload)
+        return expect_echo(c, opcode, body)
 
 
 def error_case(name, code, frames, before=(), path="/echo", chunk=None):
     """Sends each message of before (and checks its echo), then frames;
-    the server must close with code."""
+    the server must close with code. frames may be a function (big ones
+    are built only when run)."""
     @case(name, path)
     def run(c):
         for opcode, payload in before:
             c.send(frame(opcode, payload))
             expect_echo(c, opcode, payload)
-        data = b"".join(frames)
+        data = b"".join(frames() if callable(frames) else frames)
         if chunk:
             c.send_chunks(data, chunk)
         else:
@@ -559,7 +561,7 @@ def fragments_case(name, opcode, parts, chunk=None, between=None):
             frames.append(frame(opcode if i == 0 else CONT, p, fin=i == len(parts) - 1))
         if between is not None:
             frames.insert(1, between)
-        data = b"".join(frames)
+        data = b"".join(frames() if callable(frames) else frames)
         c.send_chunks(data, chunk) if chunk else c.send(data)
         if between is not None and between[0] & 0x0F == PING:
             expect_pong(c, b"between")
@@ -712,10 +714,11 @@ for i, code in enumerate([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
 for i, code in enumerate([0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535], 1):
     close_case("7.9.%d invalid close code %d" % (i, code), close_payload(code), 1002)
 
-echo_case("9.1.1 text of exactly max_message (1 MiB) on /echo", TEXT, "m" * ECHO_MAX, factor=2)
-error_case("9.1.2 text of max_message + 1 on /echo", 1009, [frame(TEXT, "m" * (ECHO_MAX + 1))])
+echo_case("9.1.1 text of exactly max_message (1 MiB) on /echo", TEXT, b"m" * ECHO_MAX, factor=2)
+error_case("9.1.2 text of max_message + 1 on /echo", 1009,
+           lambda: [frame(TEXT, "m" * (ECHO_MAX + 1))])
 error_case("9.1.3 binary over max_message in two fragments on /echo", 1009,
-           [frame(BINARY, b"f" * (600 * 1024), fin=False), frame(CONT, b"f" * (600 * 1024))])
+           lambda: [frame(BINARY, b"f" * (600 * 1024), fin=False), frame(CONT, b"f" * (600 * 1024))])
 
 
 @case("9.2.1 a frame header announcing 1 GiB: 1009 without the payload")
@@ -735,9 +738,9 @@ def gib_header_big(c):
     return expect_close(c, 1009)
 
 
-echo_case("9.3.1 binary of 16 MiB on /big", BINARY, os.urandom(BIG_MAX), path="/big", factor=6)
+echo_case("9.3.1 binary of 16 MiB on /big", BINARY, lambda: os.urandom(BIG_MAX), path="/big", factor=6)
 error_case("9.3.2 binary of 16 MiB + 1 on /big", 1009,
-           [frame(BINARY, b"\x00" * (BIG_MAX + 1))], path="/big")
+           lambda: [frame(BINARY, b"\x00" * (BIG_MAX + 1))], path="/big")
 
 
 @case("9.4.1 a 10000-byte text message in 10000 one-byte fragments", factor=2)
