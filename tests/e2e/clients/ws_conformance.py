@@ -410,7 +410,10 @@ def expect_close(c, codes, reason=None):
     except UnicodeDecodeError:
         raise Fail("server close reason is not UTF-8")
     c.send(frame(CLOSE, close_payload(code)))
-    c.wait_eof()
+    try:
+        c.wait_eof()
+    except Fail:
+        raise Fail("got %s, but the server did not close TCP" % f.describe())
     return f.describe() + ", then TCP closed"
 
 
@@ -765,7 +768,8 @@ def status_case(name, path, statuses, header=None, **request):
         status, headers, c = t.handshake(raw)
         c.close()
         if status not in statuses:
-            raise Fail("answered %d, expected %s" % (status, "/".join(map(str, statuses))))
+            wanted = "4xx" if len(statuses) == 100 else "/".join(map(str, statuses))
+            raise Fail("answered %d, expected %s" % (status, wanted))
         if header:
             k, v = header
             if headers.get(k.lower(), "").replace(" ", "") != v:
