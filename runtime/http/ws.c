@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <lauxlib.h>
 
 #include "call.h"
@@ -37,13 +38,29 @@ static uint64_t ws_now(const struct lunet_ws *ws) {
  * Frames out
  * =================================================================== */
 
+/* Masking keys from the kernel's CSPRNG (RFC 6455 10.3: a proxy must
+ * not be able to predict them), drawn 64 at a time so a frame costs no
+ * syscall. */
+static void mask_key(unsigned char key[4]) {
+  static unsigned char pool[256];
+  static size_t left;
+  if (left < 4) {
+    ssize_t got = getrandom(pool, sizeof pool, 0);
+    if (got < (ssize_t)sizeof pool) { /* no entropy: never on Linux >= 3.17 */
+      for (size_t i = 0; i < sizeof pool; i++)
+        pool[i] ^= (unsigned char)(uv_hrtime() >> (i % 8));
+    }
+    left = sizeof pool;
+  }
+  left -= 4;
+  memcpy(key, pool + left, 4);
+}
+
 /* A client masks every frame with a fresh key; its payload is copied
  * masked, so nothing of it is pinned. */
 static int send_masked(struct lunet_ws *ws, int op, const char *p, size_t n) {
   unsigned char head[14], key[4];
-  uint32_t r = (uint32_t)rand() ^ (uint32_t)uv_hrtime();
-  memcpy(key, &r, 4); /* masking hides nothing from the peer: RFC 6455
-                         10.3 asks only that intermediaries cannot guess it */
+  mask_key(key);
   size_t hl = lunet_ws_frame_head(head, op, 1, n, key);
   char *buf = malloc(hl + n);
   if (buf == NULL) return UV_ENOMEM;
@@ -201,6 +218,23 @@ static void call_handler(struct lunet_ws *ws, const char *name, int nargs) {
   lua_settop(L, args - 1);
   if (status != LUA_OK && ws->c->state == CONN_OPEN)
     lunet__ws_fail(ws, 1011, "handler error", "handler_error");
+}
+
+void lunet__ws_close_unopened(lua_State *L, int box_idx, int code,
+                              const char *reason) {
+  box_idx = lua_absindex(L, box_idx);
+  ((struct ws_box *)lua_touserdata(L, box_idx))->connecting = 0;
+  lua_getiuservalue(L, box_idx, WS_UV_HANDLERS);
+  if (lua_getfield(L, -1, "on_close") != LUA_TFUNCTION) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_remove(L, -2);
+  lua_pushvalue(L, box_idx);
+  lua_pushinteger(L, code);
+  lua_pushstring(L, reason);
+  struct lunet_call_ctx ctx = {NULL, "on_close", 0, NULL, NULL};
+  lunet_call(L, 3, &ctx);
 }
 
 void lunet_ws_run_open(lua_State *L, int ws_idx, int extra_idx) {
@@ -396,31 +430,40 @@ void lunet_ws_read_limits(lua_State *L, int idx, struct lunet_ws_limits *lim) {
   lim->close_timeout_ms = ms_field(L, idx, "close_timeout", WS_DEFAULT_CLOSE_MS);
 }
 
-void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
-                     const struct lunet_ws_limits *lim, int client,
-                     const char *protocol, const char *path,
-                     int headers_idx) {
+/* A box for a socket still to be attached (lunet.websocket.connect's,
+ * while it connects), with its handlers and path. */
+void lunet__ws_push_box(lua_State *L, int hidx, const char *path) {
   hidx = lua_absindex(L, hidx);
-  if (headers_idx != 0) headers_idx = lua_absindex(L, headers_idx);
-  struct lunet_ws *ws = calloc(1, sizeof *ws);
-  if (ws == NULL) luaL_error(L, "out of memory");
   struct ws_box *b = lua_newuserdatauv(L, sizeof *b, WS_UV_COUNT);
-  b->ws = ws;
-  b->id = c->id;
+  b->ws = NULL;
+  b->id = 0;
+  b->connecting = 1;
   luaL_setmetatable(L, WS_MT);
   lua_pushvalue(L, hidx);
   lua_setiuservalue(L, -2, WS_UV_HANDLERS);
-  if (headers_idx != 0) {
-    lua_pushvalue(L, headers_idx);
-    lua_setiuservalue(L, -2, WS_UV_REQUEST);
-  }
   lua_pushstring(L, path);
   lua_setiuservalue(L, -2, WS_UV_PATH);
+}
+
+void lunet__ws_attach_box(lua_State *L, struct lunet_conn *c, int box_idx,
+                          const struct lunet_ws_limits *lim, int client,
+                          const char *protocol, int headers_idx) {
+  box_idx = lua_absindex(L, box_idx);
+  struct ws_box *b = lua_touserdata(L, box_idx);
+  struct lunet_ws *ws = calloc(1, sizeof *ws);
+  if (ws == NULL) luaL_error(L, "out of memory");
+  b->ws = ws;
+  b->id = c->id;
+  b->connecting = 0;
+  if (headers_idx != 0) {
+    lua_pushvalue(L, headers_idx);
+    lua_setiuservalue(L, box_idx, WS_UV_REQUEST);
+  }
   if (protocol != NULL) {
     lua_pushstring(L, protocol);
-    lua_setiuservalue(L, -2, WS_UV_PROTOCOL);
+    lua_setiuservalue(L, box_idx, WS_UV_PROTOCOL);
   }
-  lua_pushvalue(L, -1);
+  lua_pushvalue(L, box_idx);
   ws->box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ws->box = b;
   ws->c = c;
@@ -437,6 +480,15 @@ void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
   c->svc->metrics.ws_opened++;
 }
 
+void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
+                     const struct lunet_ws_limits *lim, int client,
+                     const char *protocol, const char *path,
+                     int headers_idx) {
+  if (headers_idx != 0) headers_idx = lua_absindex(L, headers_idx);
+  lunet__ws_push_box(L, hidx, path);
+  lunet__ws_attach_box(L, c, -1, lim, client, protocol, headers_idx);
+}
+
 /* }================================================================== */
 
 /* {==================================================================
@@ -449,10 +501,14 @@ static struct lunet_ws *check_ws(lua_State *L) {
 
 /* The open socket, or NULL with nil, "closed" pushed. */
 static struct lunet_ws *open_ws(lua_State *L) {
-  struct lunet_ws *ws = check_ws(L);
+  struct ws_box *b = luaL_checkudata(L, 1, WS_MT);
+  struct lunet_ws *ws = b->ws;
   if (ws != NULL && ws->c->state == CONN_OPEN && !ws->close_sent) return ws;
   lua_pushnil(L);
-  lua_pushliteral(L, "closed");
+  if (b->connecting)
+    lua_pushliteral(L, "connecting");
+  else
+    lua_pushliteral(L, "closed");
   return NULL;
 }
 

@@ -50,6 +50,10 @@ void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
  * the request, or nothing when 0). */
 void lunet_ws_run_open(lua_State *L, int ws_idx, int extra_idx);
 
+/* lunet.websocket.connect(url, handlers [, opts]) (ws_client.c); its
+ * upvalue 1 is lunet.connect. */
+int lunet_ws_connect(lua_State *L);
+
 /* {==================================================================
  * Topics (ws_topics.c)
  * =================================================================== */

@@ -37,9 +37,24 @@ struct lunet_ws {
 };
 
 struct ws_box {
-  struct lunet_ws *ws; /* NULL once closed */
+  struct lunet_ws *ws; /* NULL until attached and once closed */
   uint64_t id;
+  int connecting; /* a client's, before its handshake ended */
 };
+
+/* Pushes a box not yet attached, holding handlers (at hidx) and path. */
+void lunet__ws_push_box(lua_State *L, int hidx, const char *path);
+
+/* Attaches the box at box_idx to c, which becomes a websocket (as
+ * lunet_ws_attach, with the box made before). */
+void lunet__ws_attach_box(lua_State *L, struct lunet_conn *c, int box_idx,
+                          const struct lunet_ws_limits *lim, int client,
+                          const char *protocol, int headers_idx);
+
+/* Calls handlers.on_close(box, code, reason) for a box at box_idx that
+ * never opened (a client whose connect or handshake failed). */
+void lunet__ws_close_unopened(lua_State *L, int box_idx, int code,
+                              const char *reason);
 
 /* Writes one frame (a client's is masked). idx: the Lua string holding
  * p, so a large payload is pinned instead of copied (0: copy). 0 or a

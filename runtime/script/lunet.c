@@ -115,6 +115,11 @@ int lunet_open(lua_State *L) {
   luaL_newlib(L, funcs);
   lunet_log_open(L);
   lua_setfield(L, -2, "log");
+  lua_createtable(L, 0, 1); /* lunet.websocket */
+  lua_getfield(L, -2, "connect");
+  lua_pushcclosure(L, lunet_ws_connect, 1);
+  lua_setfield(L, -2, "connect");
+  lua_setfield(L, -2, "websocket");
   lua_pushliteral(L, LUNET_VERSION);
   lua_setfield(L, -2, "version");
   /* Which process of --workers N this is: 1..N; 1 of 1 without workers. */
