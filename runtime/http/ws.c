@@ -71,8 +71,25 @@ static int send_masked(struct lunet_ws *ws, int op, const char *p, size_t n) {
   return rc;
 }
 
+static int send_frame(struct lunet_ws *ws, int op, const char *p, size_t n,
+                      int idx);
+static void set_close(struct lunet_ws *ws, uint16_t code, const char *reason,
+                      size_t len);
+
+/* A frame the queue cannot take has dropped the conn as a slow consumer
+ * (conn.c): on_close says so. */
 int lunet__ws_send_frame(struct lunet_ws *ws, int op, const char *p,
                          size_t n, int idx) {
+  int r = send_frame(ws, op, p, n, idx);
+  if (r == UV_ENOBUFS) {
+    set_close(ws, 1008, "slow consumer", 13);
+    ws->close_sent = 1;
+  }
+  return r;
+}
+
+static int send_frame(struct lunet_ws *ws, int op, const char *p, size_t n,
+                      int idx) {
   struct lunet_conn *c = ws->c;
   if (c->state != CONN_OPEN) return UV_EPIPE;
   if (ws->client) return send_masked(ws, op, p, n);

@@ -43,6 +43,14 @@ router:websocket("/sub/:topic", {
   end,
 })
 
+-- As /sub/:topic, saying which worker holds the socket.
+router:websocket("/wsub/:topic", {
+  on_open = function(ws, req)
+    ws:subscribe(req.params.topic)
+    ws:send("worker " .. lunet.worker)
+  end,
+})
+
 -- "topic message": published; answered with how many took it.
 router:websocket("/pub", {
   on_message = function(ws, msg)
@@ -69,5 +77,10 @@ router:get("/auth", function(req, res)
   res:websocket({ on_open = function(ws) ws:send("hello " .. ws.headers["x-name"]) end })
 end)
 
-return { web = { http = "127.0.0.1:0", handler = router,
-  max_write_queue = 1 << 20, write_high_water = 256 << 10 } }
+-- "small" is the same router with a short write queue (the slow
+-- consumer case); "web" keeps the default, so 16 MiB echoes fit.
+return {
+  web = { http = "127.0.0.1:0", handler = router },
+  small = { http = "127.0.0.1:0", handler = router,
+    max_write_queue = 1 << 20, write_high_water = 256 << 10 },
+}

@@ -1,5 +1,5 @@
 -- The routes tests/e2e/clients/ws_conformance.py checks (see its header).
--- With WS_CONF_CERTS set (a directory holding cert.pem and key.pem) the
+-- With WS_CONF_CERTS set (a directory tests/e2e/tls_certs.sh filled) the
 -- same router is served over TLS too, as service "wss".
 local router = require("lunet.router").new()
 
@@ -26,7 +26,7 @@ local certs = os.getenv("WS_CONF_CERTS")
 if certs then
   services.wss = {
     http = "127.0.0.1:0",
-    tls = { cert = certs .. "/cert.pem", key = certs .. "/key.pem" },
+    tls = { cert = certs .. "/server.pem", key = certs .. "/server.key" },
     handler = router,
   }
 end
