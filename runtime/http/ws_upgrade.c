@@ -167,8 +167,8 @@ int lunet__ws_res_websocket(lua_State *L) {
     return 2;
   }
   const int req = 3;
-  const char *key;
-  size_t klen;
+  const char *key = NULL;
+  size_t klen = 0;
   int refused = check_request(L, h, req, &key, &klen);
   if (refused) return refused;
   if (!origin_allowed(L, 2, req))

@@ -189,6 +189,56 @@ static void http_families(luaL_Buffer *b, struct lunet_runtime *rt) {
                 &svc->metrics.latency);
 }
 
+/* HTTP services count their websockets. */
+static void ws_families(luaL_Buffer *b, struct lunet_runtime *rt) {
+  static const char *const codes[LUNET_WS_CLOSE_CODES] = {
+      "1000", "1001", "1002", "1006", "1007", "1008", "1009", "1011",
+      "other"};
+  struct lunet_service *svc;
+  char extra[64];
+  family(b, "lunet_websockets_open", "gauge", "Websockets open now.");
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (svc->kind != LUNET_KIND_HTTP) continue;
+    uint64_t closed = 0;
+    for (int i = 0; i < LUNET_WS_CLOSE_CODES; i++)
+      closed += svc->metrics.ws_closed[i];
+    sample(b, "lunet_websockets_open", svc, NULL,
+           (double)(svc->metrics.ws_opened - closed));
+  }
+  family(b, "lunet_websocket_messages_total", "counter",
+         "Websocket messages, by direction (out: ws:send).");
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (svc->kind != LUNET_KIND_HTTP) continue;
+    sample(b, "lunet_websocket_messages_total", svc, ",direction=\"in\"",
+           (double)svc->metrics.ws_messages_in);
+    sample(b, "lunet_websocket_messages_total", svc, ",direction=\"out\"",
+           (double)svc->metrics.ws_messages_out);
+  }
+  family(b, "lunet_websocket_closes_total", "counter",
+         "Websockets closed, by the code on_close saw.");
+  FOR_EACH_LIVE_SERVICE(svc, rt) {
+    if (svc->kind != LUNET_KIND_HTTP) continue;
+    for (int i = 0; i < LUNET_WS_CLOSE_CODES; i++) {
+      snprintf(extra, sizeof extra, ",code=\"%s\"", codes[i]);
+      sample(b, "lunet_websocket_closes_total", svc, extra,
+             (double)svc->metrics.ws_closed[i]);
+    }
+  }
+  family(b, "lunet_websocket_fanout_total", "counter",
+         "Topic frames written to websockets by lunet.publish.");
+  FOR_EACH_LIVE_SERVICE(svc, rt)
+    if (svc->kind == LUNET_KIND_HTTP)
+      sample(b, "lunet_websocket_fanout_total", svc, NULL,
+             (double)svc->metrics.ws_fanout);
+  family(b, "lunet_websocket_slow_drops_total", "counter",
+         "Subscribers closed 1008 because a publish would pass their "
+         "max_write_queue.");
+  FOR_EACH_LIVE_SERVICE(svc, rt)
+    if (svc->kind == LUNET_KIND_HTTP)
+      sample(b, "lunet_websocket_slow_drops_total", svc, NULL,
+             (double)svc->metrics.ws_slow_drops);
+}
+
 /* Services with a TLS transport (they count handshakes). */
 static int is_tls(const struct lunet_service *svc) {
   return svc->transport_ctx != NULL;
@@ -265,6 +315,7 @@ void lunet_metrics_prometheus(lua_State *L, struct lunet_runtime *rt,
   closed_by_reason(b, rt);
   http_families(b, rt);
   tls_families(b, rt);
+  ws_families(b, rt);
 }
 
 /* }================================================================== */
@@ -298,6 +349,10 @@ static void json_service(luaL_Buffer *b, const struct lunet_service *svc) {
   add_fmt(b, "\"latency\":{\"count\":%" PRIu64 ",\"sum\":%.6f,\"p50\":%g,"
           "\"p99\":%g}", m->latency.count, m->latency.sum,
           quantile(&m->latency, 0.5), quantile(&m->latency, 0.99));
+  add_fmt(b, ",\"websocket\":{\"opened\":%" PRIu64 ",\"messages_in\":%"
+          PRIu64 ",\"messages_out\":%" PRIu64 ",\"fanout\":%" PRIu64
+          ",\"slow_drops\":%" PRIu64 "}", m->ws_opened, m->ws_messages_in,
+          m->ws_messages_out, m->ws_fanout, m->ws_slow_drops);
   add_fmt(b, ",\"tls\":{\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
           ",\"timeout\":%" PRIu64 ",\"resumed\":%" PRIu64
           ",\"handshake_p99\":%g}}", m->tls_handshakes[TLS_OK],
