@@ -108,11 +108,7 @@ static int next_param(struct cursor *c, struct ext_param *prm) {
   if (!at(c, '=')) return 1;
   c->p++;
   skip_ows(c);
-  if (take_value(c, prm) < 0) return -1;
-  prm->value[prm->value_len < sizeof prm->value ? prm->value_len
-                                                : sizeof prm->value - 1] =
-      '\0';
-  return 1;
+  return take_value(c, prm) < 0 ? -1 : 1;
 }
 
 /* The name of the next element, skipping empty ones (the list rule allows
@@ -176,15 +172,19 @@ static int apply_param(struct lunet_ws_deflate_params *p, unsigned *seen,
   *seen |= bit;
   if (bit == SEEN_SNCT || bit == SEEN_CNCT) {
     if (prm->has_value) return -1;
-    if (bit == SEEN_SNCT) p->server_no_context_takeover = 1;
-    else p->client_no_context_takeover = 1;
+    if (bit == SEEN_SNCT)
+      p->server_no_context_takeover = 1;
+    else
+      p->client_no_context_takeover = 1;
     return 0;
   }
   if (!prm->has_value) return bit == SEEN_CMWB && !is_response ? 0 : -1;
   int bits = window_bits(prm);
   if (bits < 0) return -1;
-  if (bit == SEEN_SMWB) p->server_max_window_bits = (unsigned char)bits;
-  else p->client_max_window_bits = (unsigned char)bits;
+  if (bit == SEEN_SMWB)
+    p->server_max_window_bits = (unsigned char)bits;
+  else
+    p->client_max_window_bits = (unsigned char)bits;
   return 0;
 }
 
@@ -216,8 +216,8 @@ static int write_answer(char *answer, size_t cap, unsigned seen,
                    "client_no_context_takeover");
   if (n < 0 || (size_t)n >= cap) return -1;
   if (seen & SEEN_SMWB) {
-    int m = snprintf(answer + n, cap - (size_t)n,
-                     "; server_max_window_bits=%d", p->server_max_window_bits);
+    int m = snprintf(answer + n, cap - (size_t)n, "; server_max_window_bits=%d",
+                     p->server_max_window_bits);
     if (m < 0 || (size_t)(n + m) >= cap) return -1;
   }
   return 0;
@@ -368,8 +368,7 @@ static z_stream *zctx_deflate(struct lunet_ws_zctx *z, int bits) {
   return s;
 }
 
-void lunet_ws_deflate_init(struct lunet_ws_deflate *d,
-                           struct lunet_ws_zctx *z,
+void lunet_ws_deflate_init(struct lunet_ws_deflate *d, struct lunet_ws_zctx *z,
                            const struct lunet_ws_deflate_params *params,
                            enum lunet_ws_role role) {
   int bits = role == LUNET_WS_SERVER ? params->server_max_window_bits
@@ -503,11 +502,10 @@ int lunet_ws_inflate(struct lunet_ws_deflate *d, const char *in, size_t len,
   z_stream *s = zctx_inflate(d->z);
   if (s == NULL) return 1011;
   s->avail_in = 0; /* a reset keeps what the last message left unread */
-  struct inflate_job j = {s, (const unsigned char *)in, len, 0, len, max,
-                          out, 0};
+  struct inflate_job j = {s, (const unsigned char *)in, len, 0, len, max, out,
+                          0};
   int r = job_run(&j);
-  if (r == 0 && is_text && out->len > 0 &&
-      !lunet_utf8_valid(out->p, out->len))
+  if (r == 0 && is_text && out->len > 0 && !lunet_utf8_valid(out->p, out->len))
     return 1007;
   return r;
 }
@@ -524,8 +522,7 @@ static int deflate_run(z_stream *s, const unsigned char *in, size_t len,
       in += n;
       len -= n;
     }
-    if (out->len == out->cap && buf_reserve(out, out->cap * 2) < 0)
-      return 1011;
+    if (out->len == out->cap && buf_reserve(out, out->cap * 2) < 0) return 1011;
     size_t room = out->cap - out->len;
     uInt give = room > UINT_MAX ? UINT_MAX : (uInt)room;
     s->next_out = (Bytef *)out->p + out->len;

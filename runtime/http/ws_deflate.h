@@ -28,8 +28,9 @@
  *   - a deflate stream, memLevel 8: 268,096 bytes at windowBits 15,
  *     139,072 at 9. A stream is made per window size at first use, so a
  *     loop whose peers all take the default has exactly one; the worst
- *     case (peers asking for every size 8..15) is seven, about 1.3 MB per
- *     loop, still nothing per connection.
+ *     case (peers asking for every size 8..15) is seven, 1.2 MB per loop,
+ *     still nothing per connection.
+ *   - the zctx struct itself: 912 bytes (eight z_stream structs).
  *   memLevel 8 (zlib's default) is kept: a lower one saves up to 130 KB
  *   once per loop, but was slower on text (memLevel 5: 89 MB/s against
  *   101 at level 1 on a 35 KB licence text) for the same ratio.
@@ -93,7 +94,7 @@ struct lunet_ws_deflate_params {
  * every permessage-deflate offer in it was malformed. With 0 and -1 the
  * answer is "" and the caller goes on without compression (-1 is only
  * worth a log line). answer_cap below LUNET_WS_DEFLATE_ANSWER_MAX
- * declines (0). */
+ * declines (0). *out is meaningful only after 1. */
 int lunet_ws_deflate_negotiate(const char *offer, size_t len,
                                struct lunet_ws_deflate_params *out,
                                char *answer, size_t answer_cap);
@@ -106,9 +107,9 @@ int lunet_ws_deflate_negotiate(const char *offer, size_t len,
 size_t lunet_ws_deflate_offer(char *out, size_t cap);
 
 /* The client checks the server's Sec-WebSocket-Extensions answer to that
- * offer: 1 ok (*out filled), 0 resp is empty (no compression), -1 fail
- * the connection (RFC 6455 4.1): anything but one permessage-deflate
- * element, an unknown or repeated param, a bad value, a bare
+ * offer: 1 ok (*out filled; meaningful only then), 0 resp is empty (no
+ * compression), -1 fail the connection (RFC 6455 4.1): anything but one
+ * permessage-deflate element, an unknown or repeated param, a bad value, a bare
  * client_max_window_bits, or no server_no_context_takeover (the server
  * would keep its window, which our shared inflate cannot follow). */
 int lunet_ws_deflate_accept_response(const char *resp, size_t len,
@@ -119,8 +120,8 @@ int lunet_ws_deflate_accept_response(const char *resp, size_t len,
  * =================================================================== */
 
 /* One per loop (not thread-safe); owns the zlib streams, made lazily at
- * first use, so an idle loop costs a few hundred bytes. NULL when out of
- * memory. */
+ * first use, so a loop without compressed messages costs the 912-byte
+ * struct. NULL when out of memory. */
 struct lunet_ws_zctx *lunet_ws_zctx_new(void);
 void lunet_ws_zctx_free(struct lunet_ws_zctx *z);
 
@@ -140,15 +141,15 @@ struct lunet_ws_deflate {
  * zlib refuses 8 for raw deflate, and with a 512-byte window its matches
  * reach back at most 512 - 262 = 250 bytes (zlib keeps MIN_LOOKAHEAD
  * clear), so the stream still fits the peer's 256-byte window. */
-void lunet_ws_deflate_init(struct lunet_ws_deflate *d,
-                           struct lunet_ws_zctx *z,
+void lunet_ws_deflate_init(struct lunet_ws_deflate *d, struct lunet_ws_zctx *z,
                            const struct lunet_ws_deflate_params *params,
                            enum lunet_ws_role role);
 
 /* A growable byte buffer for the results. Start it zeroed; each call
  * below replaces its contents and keeps its storage for the next, so one
  * per loop serves every connection (copy the message out before the
- * next call). */
+ * next call). It keeps the size of the largest message: free it after
+ * one far above the usual to give the memory back. */
 struct lunet_ws_buf {
   char *p;
   size_t len, cap;
@@ -163,8 +164,10 @@ void lunet_ws_buf_free(struct lunet_ws_buf *b);
 /* 1 if a message of len bytes is worth compressing. */
 int lunet_ws_deflate_worth(size_t len);
 
-/* Decompresses the payload of one whole message (RSV1 was set) into out,
- * as if 00 00 ff ff followed it (RFC 7692 7.2.2), without touching in.
+/* Decompresses the payload of one whole message into out (RSV1 was set
+ * on its first frame; the frames' payloads joined, so the parser's
+ * max_message bounds it compressed and max bounds it inflated), as if
+ * 00 00 ff ff followed it (RFC 7692 7.2.2), without touching in.
  * out never grows past max bytes: a message that would inflate to more
  * stops there, so a zip bomb costs at most max. When is_text, the result
  * must be UTF-8. An empty payload is taken as the empty message.
