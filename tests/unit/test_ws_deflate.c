@@ -163,6 +163,32 @@ static void check_offers(void) {
   }
 }
 
+/* Every prefix of every row, ending at a guard page, through both
+ * sides: a read past the end faults; any answer is well-formed. */
+static void check_prefixes(void) {
+  size_t n = sizeof offer_cases / sizeof offer_cases[0];
+  int odd = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(offer_cases[i].offer);
+    for (size_t prefix = 0; prefix <= len; prefix++) {
+      struct lunet_ws_deflate_params p;
+      struct guard g;
+      char answer[LUNET_WS_DEFLATE_ANSWER_MAX];
+      char *offer = guard_alloc(&g, prefix);
+      memcpy(offer, offer_cases[i].offer, prefix);
+      int r = lunet_ws_deflate_negotiate(offer, prefix, &p, answer,
+                                         sizeof answer);
+      if (r < -1 || r > 1 ||
+          (r == 1 && strncmp(answer, ANSWER_BASE, strlen(ANSWER_BASE))))
+        odd++;
+      r = lunet_ws_deflate_accept_response(offer, prefix, &p);
+      if (r < -1 || r > 1) odd++;
+      guard_free(&g);
+    }
+  }
+  CHECK_INT(odd, 0);
+}
+
 static void check_offer_answer_cap(void) {
   struct lunet_ws_deflate_params p;
   char answer[LUNET_WS_DEFLATE_ANSWER_MAX];
@@ -641,6 +667,7 @@ static void check_memory(void) {
 int main(void) {
   struct lunet_ws_zctx *z = lunet_ws_zctx_new();
   check_offers();
+  check_prefixes();
   check_offer_answer_cap();
   check_responses();
   check_both_sides();
