@@ -176,8 +176,8 @@ static void check_prefixes(void) {
       char answer[LUNET_WS_DEFLATE_ANSWER_MAX];
       char *offer = guard_alloc(&g, prefix);
       memcpy(offer, offer_cases[i].offer, prefix);
-      int r = lunet_ws_deflate_negotiate(offer, prefix, &p, answer,
-                                         sizeof answer);
+      int r =
+          lunet_ws_deflate_negotiate(offer, prefix, &p, answer, sizeof answer);
       if (r < -1 || r > 1 ||
           (r == 1 && strncmp(answer, ANSWER_BASE, strlen(ANSWER_BASE))))
         odd++;
