@@ -301,6 +301,7 @@ static int peer_inflate(int bits, const char *in, size_t len, char *out,
                         size_t cap, size_t *out_len) {
   z_stream s;
   memset(&s, 0, sizeof s);
+  *out_len = 0;
   if (inflateInit2(&s, -bits) != Z_OK) return -1;
   static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
   unsigned char *buf = malloc(len + 4);
@@ -309,7 +310,6 @@ static int peer_inflate(int bits, const char *in, size_t len, char *out,
   s.next_in = buf;
   s.avail_in = (uInt)(len + 4);
   int r = Z_OK;
-  *out_len = 0;
   while (s.avail_in > 0 && *out_len < cap) {
     s.next_out = (Bytef *)out + *out_len;
     s.avail_out = 1;
