@@ -62,6 +62,7 @@ struct offer_case {
 };
 
 static const struct offer_case offer_cases[] = {
+    /* Firefox's offer; Chrome's and node ws's (tried: ws 8 sends it). */
     {"permessage-deflate", 1, ANSWER_BASE, 15, 15},
     {"permessage-deflate; client_max_window_bits", 1, ANSWER_BASE, 15, 15},
     {"permessage-deflate; client_max_window_bits=10", 1, ANSWER_BASE, 15, 10},
@@ -212,6 +213,7 @@ struct response_case {
 
 static const struct response_case response_cases[] = {
     {"permessage-deflate; server_no_context_takeover", 1, 15, 15},
+    /* node ws's answer to our offer (tried). */
     {"permessage-deflate; server_no_context_takeover; "
      "client_no_context_takeover",
      1, 15, 15},
