@@ -9,33 +9,6 @@
 #include "check.h"
 #include "ws_deflate.h"
 
-/* TEMPORARY, delete at merge: ws_frame.c (another branch) implements
- * lunet_utf8_valid. Weak, so once ws_frame.c is in lunet_core its
- * definition wins and this one is never used. */
-__attribute__((weak)) int lunet_utf8_valid(const char *p, size_t n) {
-  if (n == 0) return 1;
-  const unsigned char *s = (const unsigned char *)p, *end = s + n;
-  while (s < end) {
-    unsigned c = *s++, need, min;
-    if (c < 0x80) continue;
-    if (c >= 0xC2 && c <= 0xDF)
-      need = 1, min = 0x80, c &= 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-      need = 2, min = 0x800, c &= 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-      need = 3, min = 0x10000, c &= 0x07;
-    else
-      return 0;
-    if ((size_t)(end - s) < need) return 0;
-    for (unsigned i = 0; i < need; i++, s++) {
-      if ((*s & 0xC0) != 0x80) return 0;
-      c = c << 6 | (*s & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-  }
-  return 1;
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 static uint64_t rng(void) {
