@@ -51,8 +51,8 @@
 /* Messages shorter than this go out uncompressed (RSV1 clear): measured
  * with level 1, deflate only breaks even at about 40 bytes of JSON and 28
  * of English, and at 64 saves 5 bytes of JSON (8%) and 28 of English,
- * while each compressed message costs both sides a stream reset (about
- * 3.5 us here). */
+ * while zlib's fixed cost per message (reset, block, flush) is about
+ * 3.5 us to deflate a 140-byte JSON message and 1.4 us to inflate it. */
 #define LUNET_WS_DEFLATE_MIN 64
 
 /* The longest answer lunet_ws_deflate_negotiate writes, with its NUL. */
