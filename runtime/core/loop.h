@@ -59,6 +59,7 @@ struct lunet_runtime {
   struct lunet_http *http_cache;
   int http_cached;
   struct lunet_ws_topics *ws_topics; /* websockets' topics (ws_topics.c) */
+  struct ws_zip *ws_zip; /* their shared zlib streams (ws.c), lazily */
   struct lunet_list pending_input; /* conns with buffered messages */
   uint64_t last_conn_id;
   /* Unsent bytes of every open or draining conn (write_queue.h): a conn

@@ -35,6 +35,46 @@ static uint64_t ws_now(const struct lunet_ws *ws) {
 }
 
 /* {==================================================================
+ * permessage-deflate: one pair of zlib streams per loop
+ * =================================================================== */
+
+/* With no context takeover (ws_deflate.h) nothing of zlib lives per
+ * socket: every compressed socket of the loop shares these. */
+struct ws_zip {
+  struct lunet_ws_zctx *z;
+  struct lunet_ws_buf in, out; /* an inflated message, a deflated one */
+};
+
+static struct ws_zip *zip_of(struct lunet_runtime *rt) {
+  struct ws_zip *zip = rt->ws_zip;
+  if (zip != NULL) return zip;
+  if ((zip = calloc(1, sizeof *zip)) == NULL) return NULL;
+  if ((zip->z = lunet_ws_zctx_new()) == NULL) return free(zip), NULL;
+  return rt->ws_zip = zip;
+}
+
+void lunet_ws_free(struct lunet_runtime *rt) {
+  struct ws_zip *zip = rt->ws_zip;
+  lunet_ws_topics_free(rt);
+  if (zip == NULL) return;
+  lunet_ws_zctx_free(zip->z);
+  lunet_ws_buf_free(&zip->in);
+  lunet_ws_buf_free(&zip->out);
+  free(zip);
+  rt->ws_zip = NULL;
+}
+
+const struct lunet_ws_buf *lunet__ws_compress(struct lunet_ws *ws,
+                                              const char *p, size_t n) {
+  struct ws_zip *zip = ws->c->svc->rt->ws_zip;
+  if (!ws->compress || !lunet_ws_deflate_worth(n)) return NULL;
+  if (lunet_ws_deflate(&ws->deflate, p, n, &zip->out) != 0) return NULL;
+  return zip->out.len < n ? &zip->out : NULL;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
  * Frames out
  * =================================================================== */
 
@@ -92,6 +132,10 @@ static int send_frame(struct lunet_ws *ws, int op, const char *p, size_t n,
                       int idx) {
   struct lunet_conn *c = ws->c;
   if (c->state != CONN_OPEN) return UV_EPIPE;
+  const struct lunet_ws_buf *z =
+      op == LUNET_WS_TEXT || op == LUNET_WS_BINARY ? lunet__ws_compress(ws, p, n)
+                                                   : NULL;
+  if (z != NULL) op |= LUNET_WS_RSV1, p = z->p, n = z->len, idx = 0;
   if (ws->client) return send_masked(ws, op, p, n);
   unsigned char head[14];
   size_t hl = lunet_ws_frame_head(head, op, 1, n, NULL);
@@ -275,7 +319,25 @@ static void on_message(struct lunet_ws *ws, const struct lunet_ws_event *ev) {
   if (ws->close_sent) return; /* closing: what still arrives is dropped */
   if (!lunet_service_rate_ok(ws->c->svc, &ws->c->peer.sa))
     return lunet__ws_fail(ws, 1008, "rate limited", "rate_limited");
-  lua_pushlstring(L, ev->data, ev->len);
+  const char *p = ev->data;
+  size_t n = ev->len;
+  if (ev->compressed) {
+    struct ws_zip *zip = ws->c->svc->rt->ws_zip;
+    int code = lunet_ws_inflate(&ws->deflate, p, n, ws->lim.max_message,
+                                ev->opcode == LUNET_WS_TEXT, &zip->in);
+    if (code != 0) {
+      const char *why = code == 1009   ? "message too big"
+                        : code == 1007 ? "bad compressed message"
+                                       : "out of memory";
+      lunet__ws_log(ws, LUNET_LOG_INFO, "websocket protocol error",
+                    (uint16_t)code, why);
+      return lunet__ws_fail(ws, (uint16_t)code, why,
+                            code == 1009 ? "message_too_long"
+                                         : "protocol_error");
+    }
+    p = zip->in.p, n = zip->in.len;
+  }
+  lua_pushlstring(L, p, n);
   lua_pushboolean(L, ev->opcode == LUNET_WS_BINARY);
   call_handler(ws, "on_message", 2);
 }
@@ -445,6 +507,9 @@ void lunet_ws_read_limits(lua_State *L, int idx, struct lunet_ws_limits *lim) {
   lim->max_message = (size_t)max;
   lim->ping_interval_ms = ms_field(L, idx, "ping_interval", WS_DEFAULT_PING_MS);
   lim->close_timeout_ms = ms_field(L, idx, "close_timeout", WS_DEFAULT_CLOSE_MS);
+  lua_getfield(L, idx, "compression");
+  lim->compression = (unsigned char)lua_toboolean(L, -1);
+  lua_pop(L, 1);
 }
 
 /* A box for a socket still to be attached (lunet.websocket.connect's,
@@ -464,7 +529,8 @@ void lunet__ws_push_box(lua_State *L, int hidx, const char *path) {
 
 void lunet__ws_attach_box(lua_State *L, struct lunet_conn *c, int box_idx,
                           const struct lunet_ws_limits *lim, int client,
-                          const char *protocol, int headers_idx) {
+                          const char *protocol, int headers_idx,
+                          const struct lunet_ws_deflate_params *deflate) {
   box_idx = lua_absindex(L, box_idx);
   struct ws_box *b = lua_touserdata(L, box_idx);
   struct lunet_ws *ws = calloc(1, sizeof *ws);
@@ -489,9 +555,14 @@ void lunet__ws_attach_box(lua_State *L, struct lunet_conn *c, int box_idx,
   ws->handlers_version = c->svc->rt->version;
   ws->last_ping_ms = uv_now(&c->svc->rt->loop);
   lunet_list_init(&ws->subs);
-  lunet_ws_parser_init(&ws->parser,
-                       client ? LUNET_WS_CLIENT : LUNET_WS_SERVER,
-                       lim->max_message, 0);
+  enum lunet_ws_role role = client ? LUNET_WS_CLIENT : LUNET_WS_SERVER;
+  if (deflate != NULL) {
+    struct ws_zip *zip = zip_of(c->svc->rt);
+    if (zip == NULL) luaL_error(L, "out of memory");
+    ws->compress = 1;
+    lunet_ws_deflate_init(&ws->deflate, zip->z, deflate, role);
+  }
+  lunet_ws_parser_init(&ws->parser, role, lim->max_message, ws->compress);
   lunet_conn_switch(c, &lunet_proto_ws);
   c->proto_state = ws;
   c->svc->metrics.ws_opened++;
@@ -500,10 +571,12 @@ void lunet__ws_attach_box(lua_State *L, struct lunet_conn *c, int box_idx,
 void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
                      const struct lunet_ws_limits *lim, int client,
                      const char *protocol, const char *path,
-                     int headers_idx) {
+                     int headers_idx,
+                     const struct lunet_ws_deflate_params *deflate) {
   if (headers_idx != 0) headers_idx = lua_absindex(L, headers_idx);
   lunet__ws_push_box(L, hidx, path);
-  lunet__ws_attach_box(L, c, -1, lim, client, protocol, headers_idx);
+  lunet__ws_attach_box(L, c, -1, lim, client, protocol, headers_idx,
+                       deflate);
 }
 
 /* }================================================================== */

@@ -31,20 +31,12 @@ struct lunet_ws_limits {
   size_t max_message;         /* bytes; over it: close 1009 */
   unsigned ping_interval_ms;  /* 0: no pings */
   unsigned close_timeout_ms;  /* the close handshake's bound */
+  unsigned char compression;  /* offer or accept permessage-deflate */
 };
 
 /* Reads the limits of the handlers table at idx (defaults for what it
  * lacks); raises a Lua error on a bad value. */
 void lunet_ws_read_limits(lua_State *L, int idx, struct lunet_ws_limits *lim);
-
-/* Makes c a websocket: c switches to lunet_proto_ws with the handlers at
- * index hidx, as the server (client = 0) or a client; pushes the ws box
- * (the caller runs on_open). protocol (may be NULL) and path are copied;
- * the table at headers_idx (0: none) becomes ws.headers. */
-void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
-                     const struct lunet_ws_limits *lim, int client,
-                     const char *protocol, const char *path,
-                     int headers_idx);
 
 /* Runs handlers.on_open(ws, extra) for the ws box at index ws_idx (extra:
  * the request, or nothing when 0). */
@@ -71,6 +63,9 @@ size_t lunet_ws_topic_count(struct lunet_runtime *rt, const char *topic,
 
 /* Frees the topic table (the runtime is going). */
 void lunet_ws_topics_free(struct lunet_runtime *rt);
+
+/* Frees what the runtime's websockets share: topics, zlib streams. */
+void lunet_ws_free(struct lunet_runtime *rt);
 
 /* }================================================================== */
 

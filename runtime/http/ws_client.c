@@ -29,6 +29,8 @@ struct handshake {
   uint64_t deadline;
   struct lunet_ws_limits lim;
   char *offered; /* the subprotocols we asked for, or NULL */
+  struct lunet_ws_deflate_params deflate; /* the server's answer */
+  int compressed; /* it took permessage-deflate */
   char head[HEAD_MAX];
   size_t len;
 };
@@ -128,8 +130,15 @@ static const char *check_answer(struct handshake *hs, char *protocol,
   v = find_header(hs->head, "sec-websocket-accept", &n);
   if (v == NULL || !lunet_ws_accept_check(hs->key, v, n))
     return "websocket handshake: bad Sec-WebSocket-Accept";
-  if (find_header(hs->head, "sec-websocket-extensions", &n) != NULL)
-    return "websocket handshake: an extension we did not offer";
+  hs->compressed = 0;
+  v = find_header(hs->head, "sec-websocket-extensions", &n);
+  if (v != NULL) {
+    int r = hs->lim.compression
+                ? lunet_ws_deflate_accept_response(v, n, &hs->deflate)
+                : -1;
+    if (r < 0) return "websocket handshake: an extension we did not offer";
+    hs->compressed = r == 1;
+  }
   v = find_header(hs->head, "sec-websocket-protocol", &n);
   if (v != NULL) {
     if (hs->offered == NULL || n >= cap || !has_token(hs->offered,
@@ -182,8 +191,11 @@ static void opened(struct lunet_conn *c, struct handshake *hs,
   lua_rawgeti(L, LUA_REGISTRYINDEX, hs->box_ref);
   push_headers(L, hs->head);
   struct lunet_ws_limits lim = hs->lim;
+  struct lunet_ws_deflate_params deflate = hs->deflate;
+  int compressed = hs->compressed;
   lunet__ws_attach_box(L, c, top + 1, &lim, 1, *protocol ? protocol : NULL,
-                       top + 2); /* hs is freed here (the switch) */
+                       top + 2, compressed ? &deflate : NULL);
+  /* hs is freed now (the switch) */
   lunet_ws_run_open(L, top + 1, 0);
   lua_settop(L, top);
 }
@@ -244,7 +256,7 @@ static const struct lunet_protocol handshake_proto = {
 /* Pushes the upgrade request but its last CRLF (made at connect(), upvalue
  * 2 of on_connect); opts.headers adds lines. */
 static void push_request(lua_State *L, const struct url *u, const char *key,
-                         int opts) {
+                         int opts, int compress) {
   int top = lua_gettop(L);
   lua_pushfstring(L,
                   "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
@@ -268,6 +280,11 @@ static void push_request(lua_State *L, const struct url *u, const char *key,
     lua_pop(L, 1);
   } else if (opts != 0) {
     lua_pop(L, 1);
+  }
+  if (compress) {
+    char offer[128];
+    lunet_ws_deflate_offer(offer, sizeof offer);
+    lua_pushfstring(L, "Sec-WebSocket-Extensions: %s\r\n", offer);
   }
   lua_concat(L, lua_gettop(L) - top);
 }
@@ -376,7 +393,10 @@ int lunet_ws_connect(lua_State *L) {
   lua_pushstring(L, u.hostport);
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, box);
-  push_request(L, &u, proto->key, opts);
+  if (opts && lua_getfield(L, opts, "compression") != LUA_TNIL)
+    proto->lim.compression = (unsigned char)lua_toboolean(L, -1);
+  if (opts) lua_pop(L, 1);
+  push_request(L, &u, proto->key, opts, proto->lim.compression);
   int request = lua_gettop(L);
   push_offered(L, opts);
   int offered = lua_gettop(L);

@@ -7,6 +7,7 @@
 
 #include "list.h"
 #include "ws.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 /* The box's user values. */
@@ -33,8 +34,15 @@ struct lunet_ws {
   uint64_t close_deadline; /* loop ms: the close handshake gives up */
   uint64_t last_ping_ms;
   struct lunet_list subs; /* struct ws_sub.ws_node */
+  unsigned char compress;  /* permessage-deflate was negotiated */
+  struct lunet_ws_deflate deflate; /* its parameters (16 bytes) */
   struct lunet_ws_parser parser;
 };
+
+/* Deflates p[0..n) for ws into the loop's shared buffer: the payload to
+ * send with RSV1, or NULL when it is better sent as it is. */
+const struct lunet_ws_buf *lunet__ws_compress(struct lunet_ws *ws,
+                                              const char *p, size_t n);
 
 struct ws_box {
   struct lunet_ws *ws; /* NULL until attached and once closed */
@@ -45,11 +53,23 @@ struct ws_box {
 /* Pushes a box not yet attached, holding handlers (at hidx) and path. */
 void lunet__ws_push_box(lua_State *L, int hidx, const char *path);
 
+/* Makes c a websocket: c switches to lunet_proto_ws with the handlers at
+ * index hidx, as the server (client = 0) or a client; pushes the ws box
+ * (the caller runs on_open). protocol (may be NULL) and path are copied;
+ * the table at headers_idx (0: none) becomes ws.headers; deflate
+ * (NULL: none) is what permessage-deflate negotiated. */
+void lunet_ws_attach(lua_State *L, struct lunet_conn *c, int hidx,
+                     const struct lunet_ws_limits *lim, int client,
+                     const char *protocol, const char *path,
+                     int headers_idx,
+                     const struct lunet_ws_deflate_params *deflate);
+
 /* Attaches the box at box_idx to c, which becomes a websocket (as
  * lunet_ws_attach, with the box made before). */
 void lunet__ws_attach_box(lua_State *L, struct lunet_conn *c, int box_idx,
                           const struct lunet_ws_limits *lim, int client,
-                          const char *protocol, int headers_idx);
+                          const char *protocol, int headers_idx,
+                          const struct lunet_ws_deflate_params *deflate);
 
 /* Calls handlers.on_close(box, code, reason) for a box at box_idx that
  * never opened (a client whose connect or handshake failed). */

@@ -94,6 +94,19 @@ static const char *pick_protocol(lua_State *L, int handlers, int req) {
   return chosen;
 }
 
+/* 1 when the client offered permessage-deflate in a form we take (a
+ * malformed or unacceptable offer is declined, not refused: RFC 7692 5). */
+static int negotiate_deflate(lua_State *L, int req,
+                             struct lunet_ws_deflate_params *params,
+                             char *answer, size_t cap) {
+  size_t n;
+  const char *v = header(L, req, "sec-websocket-extensions", &n);
+  int ok = v != NULL &&
+           lunet_ws_deflate_negotiate(v, n, params, answer, cap) == 1;
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* Answers a refused upgrade and says why in the log. Returns nil, why. */
 static int refuse(lua_State *L, struct lunet_http *h, int status,
                   const char *extra, const char *why) {
@@ -141,15 +154,17 @@ static int check_request(lua_State *L, struct lunet_http *h, int req,
 }
 
 static void send_101(struct lunet_http *h, const char *key, size_t klen,
-                     const char *protocol) {
-  char accept[29], head[512];
+                     const char *protocol, const char *extension) {
+  char accept[29], head[768];
   lunet_ws_accept(key, klen, accept);
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                   "Sec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s\r\n",
                    accept, protocol ? "Sec-WebSocket-Protocol: " : "",
-                   protocol ? protocol : "", protocol ? "\r\n" : "");
+                   protocol ? protocol : "", protocol ? "\r\n" : "",
+                   extension ? "Sec-WebSocket-Extensions: " : "",
+                   extension ? extension : "", extension ? "\r\n" : "");
   lunet_conn_send(h->c, head, (size_t)n);
 }
 
@@ -174,11 +189,16 @@ int lunet__ws_res_websocket(lua_State *L) {
   if (!origin_allowed(L, 2, req))
     return refuse(L, h, 403, "", "Origin not allowed");
   const char *protocol = pick_protocol(L, 2, req);
+  struct lunet_ws_deflate_params params;
+  char answer[LUNET_WS_DEFLATE_ANSWER_MAX];
+  int deflate = lim.compression && negotiate_deflate(L, req, &params, answer,
+                                                      sizeof answer);
   struct lunet_conn *c = h->c;
-  send_101(h, key, klen, protocol);
+  send_101(h, key, klen, protocol, deflate ? answer : NULL);
   lunet__http_upgraded(h);
   lua_getfield(L, req, "path");
-  lunet_ws_attach(L, c, 2, &lim, 0, protocol, lua_tostring(L, -1), req);
+  lunet_ws_attach(L, c, 2, &lim, 0, protocol, lua_tostring(L, -1), req,
+                  deflate ? &params : NULL);
   int ws = lua_gettop(L);
   lunet_conn_hold(c, 0); /* frames that came with the request, and more */
   lunet_ws_run_open(L, ws, req);

@@ -396,7 +396,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
     lunet_service_free(lunet_container_of(rt->services.next,
                                           struct lunet_service, node));
   lunet_http_cache_free(rt);
-  lunet_ws_topics_free(rt);
+  lunet_ws_free(rt);
   lunet_worker_free(rt);
   lunet_budget_stop(&rt->budget);
   if (rt->L != NULL) lua_close(rt->L);

@@ -194,6 +194,36 @@ describe("websocket server", function()
     server:wait_log('msg="ping closed" code=1006 reason="ping timeout"')
   end)
 
+  it("compresses with permessage-deflate when the route asks and the client offers", function()
+    local ws = assert(wsc.connect(server.addr.web, "/deflate",
+      { headers = { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits" } }))
+    assert.equal("permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      ws.headers["sec-websocket-extensions"])
+    ws:send(string.rep("compress me ", 10000))
+    local op, payload, fin, rsv1 = ws:recv()
+    assert.same({ 1, true, true }, { op, fin, rsv1 })
+    assert.is_true(#payload < 2000, "120,000 bytes of a repeated phrase as " .. #payload)
+    ws:close()
+    -- a route without compression declines the offer
+    ws = assert(wsc.connect(server.addr.web, "/echo",
+      { headers = { "Sec-WebSocket-Extensions: permessage-deflate" } }))
+    assert.is_nil(ws.headers["sec-websocket-extensions"])
+    ws:close()
+    local out, code = sh("timeout 60 " .. PY .. " -c " .. h.quote([[
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], max_size=None) as ws:
+        assert "permessage-deflate" in ws.response_headers["Sec-WebSocket-Extensions"]
+        for m in ["x" * (8 << 20), "héllo " * 1000, bytes(range(256)) * 400]:
+            await ws.send(m)
+            assert await ws.recv() == m
+    print("deflate ok")
+asyncio.run(main())
+]]) .. " ws://" .. server.addr.web .. "/deflate")
+    assert.equal(0, code, out)
+    assert.matches("deflate ok", out)
+  end)
+
   it("talks to Python's websockets and node's ws from 0 B to 16 MiB", function()
     local url = "ws://" .. server.addr.web .. "/big"
     local out, code = sh("timeout 60 " .. PY .. " " .. h.SOURCE

@@ -93,6 +93,32 @@ describe("websocket conformance of lunet.websocket.connect", function()
     end)
   end
 
+  it("negotiates permessage-deflate with Python's websockets server", function()
+    local server = [[
+import asyncio, sys, websockets
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0, compression="deflate") as s:
+        print("PORT", s.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(30)
+asyncio.run(main())
+]]
+    local pipe = assert(io.popen(PY .. " -c " .. h.quote(server) .. " 2>/dev/null & echo $!"))
+    local pid = assert(tonumber(pipe:read("l")))
+    local port = h.wait_for(function() return pipe:read("l"):match("^PORT (%d+)") end, 10, "PORT line")
+    local code, out = h.run({ "run", PROBE, "--", "ws://127.0.0.1:" .. port .. "/", "-", "compress" },
+      { timeout = 20 })
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    pipe:close()
+    assert.equal(0, code, out)
+    assert.matches("OPEN nil websocket permessage%-deflate", out)
+    assert.matches("MESSAGE text 5 hello", out)
+    assert.matches("MESSAGE binary 80000", out)
+    assert.matches("CLOSE 1000", out)
+  end)
+
   it("reassembles a fragmented message, answers a ping with its payload, takes 1 MiB", function()
     local out = against("fragmented")
     assert.matches("MESSAGE text 16 fragmented hello", out)

@@ -84,7 +84,8 @@ end
 
 function Ws:send_raw(bytes) return self.sock:send(bytes) end
 
--- op, payload of the next frame (unmasked, as a server sends); nil, err.
+-- op, payload, fin, rsv1 of the next frame (unmasked, as a server sends);
+-- nil, err.
 function Ws:recv()
   local head, err = self.sock:receive(2)
   if not head then return nil, err end
@@ -94,7 +95,7 @@ function Ws:recv()
   if n == 126 then n = string.unpack(">I2", assert(self.sock:receive(2)))
   elseif n == 127 then n = string.unpack(">I8", assert(self.sock:receive(8))) end
   local payload = n > 0 and assert(self.sock:receive(n)) or ""
-  return b1 & 0x0f, payload, b1 & 0x80 ~= 0
+  return b1 & 0x0f, payload, b1 & 0x80 ~= 0, b1 & 0x40 ~= 0
 end
 
 -- The next data message (pings answered, pongs skipped).

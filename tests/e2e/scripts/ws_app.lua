@@ -13,6 +13,12 @@ router:websocket("/big", {
   on_message = function(ws, msg, binary) ws:send(msg, binary and "binary" or nil) end,
 })
 
+router:websocket("/deflate", {
+  compression = true,
+  max_message = 16 << 20,
+  on_message = function(ws, msg, binary) ws:send(msg, binary and "binary" or nil) end,
+})
+
 -- Every message is answered "VERSION n msg": n counts in ws.data, which a
 -- reload must keep.
 router:websocket("/count", {

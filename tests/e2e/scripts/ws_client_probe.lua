@@ -1,11 +1,12 @@
 -- lunet.websocket.connect against ws_conformance_spec's scripted servers:
 -- prints every event on stdout, one line each, and exits after on_close.
---   lunet run ws_client_probe.lua -- URL [CAFILE]
-local url, cafile = arg[1], arg[2]
+--   lunet run ws_client_probe.lua -- URL [CAFILE|-] [compress]
+local url, cafile, compress = arg[1], arg[2] ~= "-" and arg[2] or nil, arg[3] == "compress"
 local function say(...) io.stdout:write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
 lunet.websocket.connect(url, {
   on_open = function(ws)
-    say("OPEN", tostring(ws.protocol), ws.headers["upgrade"] or "-")
+    say("OPEN", tostring(ws.protocol), ws.headers["upgrade"] or "-",
+      ws.headers["sec-websocket-extensions"] or "-")
     ws:send("hello")
     ws:send(string.rep("\1\2", 40000), "binary")
   end,
@@ -18,6 +19,6 @@ lunet.websocket.connect(url, {
     say("CLOSE", code, reason)
     lunet.exit(0)
   end,
-}, { protocols = { "chat.v1" }, handshake_timeout = 1,
+}, { protocols = { "chat.v1" }, handshake_timeout = 1, compression = compress,
      tls = cafile and { ca = cafile, server_name = "localhost" } or nil })
 return {}
