@@ -166,6 +166,25 @@ describe("websocket server", function()
     pub:close()
   end)
 
+  it("gets every message of a publisher to 1,000 Python subscribers, in order", function()
+    local out_path = os.tmpname()
+    local pipe = assert(io.popen("timeout 90 " .. PY .. " " .. h.SOURCE
+      .. "/tests/e2e/clients/ws_python_client.py subscribers ws://" .. server.addr.web
+      .. "/quiet/many 1000 200 --timeout 60 >" .. out_path .. " 2>&1; echo rc=$?"))
+    h.wait_for(function() return (h.read_file(out_path) or ""):match("READY") end, 60,
+      function() return "READY from the subscribers: " .. (h.read_file(out_path) or "") end)
+    local pub = assert(wsc.connect(server.addr.web, "/pub"))
+    for i = 1, 200 do pub:send("many " .. i) end
+    for _ = 1, 200 do assert.equal("delivered 1000", (pub:message())) end
+    local rc = pipe:read("a")
+    pipe:close()
+    local out = h.read_file(out_path)
+    os.remove(out_path)
+    assert.matches("rc=0", rc, out)
+    assert.matches("ok 1000 subscribers got 200 messages in order", out)
+    pub:close()
+  end)
+
   it("drops a subscriber that stops reading with 1008, the others keep up", function()
     local slow = assert(wsc.connect(server.addr.small, "/sub/flood"))
     assert.equal("subscribed 1", (slow:message()))

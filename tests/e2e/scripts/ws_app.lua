@@ -49,6 +49,11 @@ router:websocket("/sub/:topic", {
   end,
 })
 
+-- Subscribes and says nothing (what arrives is only what is published).
+router:websocket("/quiet/:topic", {
+  on_open = function(ws, req) ws:subscribe(req.params.topic) end,
+})
+
 -- As /sub/:topic, saying which worker holds the socket.
 router:websocket("/wsub/:topic", {
   on_open = function(ws, req)
