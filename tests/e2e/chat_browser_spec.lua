@@ -138,6 +138,7 @@ local function page_messages(d)
     return Array.from(document.querySelectorAll("#messages li.msg"), (li) => {
       const t = li.querySelector(".text");
       return { from: li.dataset.from, room: li.dataset.room || "",
+               private: li.classList.contains("private"),
                text: t ? t.textContent : "", elements: t ? t.children.length : -1 };
     });
   ]])
@@ -155,13 +156,13 @@ local function wait_state(d, status, me)
 end
 
 -- Waits for a message from `from` saying `text` in the current window's
--- list, shown as plain text.
-local function wait_message(d, from, text)
+-- list, shown as plain text; kind "private" for a private one.
+local function wait_message(d, from, text, kind)
   local seen
   h.wait_for(function()
     seen = page_messages(d)
     for _, m in ipairs(seen) do
-      if m.from == from and m.text == text then
+      if m.from == from and m.text == text and m.private == (kind == "private") then
         assert.equal(0, m.elements)
         return true
       end
@@ -263,6 +264,13 @@ describe("chat in a browser", function()
     driver:use(ann)
     wait_message(driver, "liner", "hi from the line")
     wait_message(driver, "bob", "bob here")
+
+    -- Private messages, typed as a line client types them.
+    say(driver, "/msg liner just between us")
+    expect_line(liner, "[private] ann: just between us")
+    assert(liner:send("/msg bob psst\n"))
+    driver:use(bob)
+    wait_message(driver, "liner", "psst", "private")
 
     -- The server goes away: both pages notice, then come back on their
     -- own with their nicks, into their room.
