@@ -282,13 +282,10 @@ local function service(addr, proto, on_message)
   return s
 end
 
--- A WebSocket message is one JSON request, bounded like a JSON line.
+-- A WebSocket message is one JSON request (max_message bounds it like a
+-- JSON line, closing with 1009 past it).
 local function on_ws_message(ws, msg, is_binary)
   if is_binary then return fail(ws, "send JSON text, not binary") end
-  if #msg > MAX_LINE then
-    fail(ws, "message too long (max " .. MAX_LINE .. " bytes)")
-    return ws:close(1009, "message too long")
-  end
   on_json(ws, msg)
 end
 
@@ -316,6 +313,7 @@ router:get("/", function(req, res)
 end)
 
 router:websocket("/ws", {
+  max_message = MAX_LINE,
   on_open = function(ws)
     ws.data.proto = "ws"
     greet(ws)
