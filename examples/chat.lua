@@ -325,5 +325,6 @@ router:websocket("/ws", {
 return {
   chat = service("0.0.0.0:7001", "line", on_line),
   chat_json = service("0.0.0.0:7002", "json", on_json),
-  web = { http = "0.0.0.0:8080", handler = router },
+  web = { http = "0.0.0.0:8080", handler = router,
+    max_write_queue = common.max_write_queue },
 }
