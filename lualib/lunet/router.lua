@@ -253,6 +253,24 @@ function Router:dispatch(req, res)
   for i = 1, #afters do afters[i](req, res) end
 end
 
+-- router:websocket(path, handlers): a GET of path upgrades to a
+-- websocket with these handlers (on_open, on_message, on_close, on_drain
+-- and the limits: see README). After a reload, open sockets take the
+-- handlers the new router has for their path (websocket_handlers).
+function Router:websocket(path, handlers)
+  assert(type(handlers) == "table", "router:websocket needs a handlers table")
+  self:route("GET", path, function(_, res) res:websocket(handlers) end)
+  local node = self:find(path)
+  node.websocket = handlers
+  return self
+end
+
+-- The websocket handlers of the route for path, or nil.
+function Router:websocket_handlers(path)
+  local node = route_of(self, path)
+  return node and node.websocket
+end
+
 Router.__call = Router.dispatch
 
 return M

@@ -24,6 +24,10 @@ enum lunet_close_reason {
 
 #define LUNET_LATENCY_BUCKETS 14
 
+/* Close codes counted one by one (1000, 1001, 1002, 1006, 1007, 1008,
+ * 1009, 1011), then every other code. */
+#define LUNET_WS_CLOSE_CODES 9
+
 /* Observations in fixed buckets (lunet_latency_bounds), +Inf last. */
 struct lunet_histogram {
   uint64_t bucket[LUNET_LATENCY_BUCKETS + 1];
@@ -46,6 +50,11 @@ struct lunet_metrics {
   uint64_t tls_handshakes[TLS_RESULTS];
   uint64_t tls_resumed;
   struct lunet_histogram tls_handshake; /* accept or connect to done */
+  uint64_t ws_opened;   /* websockets: upgrades and connects done */
+  uint64_t ws_closed[LUNET_WS_CLOSE_CODES]; /* by on_close's code */
+  uint64_t ws_messages_in, ws_messages_out;
+  uint64_t ws_fanout;     /* topic frames written to this service's sockets */
+  uint64_t ws_slow_drops; /* subscribers closed 1008 by a publish */
 };
 
 extern const char *const lunet_close_reason_names[CLOSE_REASONS];

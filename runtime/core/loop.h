@@ -58,6 +58,7 @@ struct lunet_runtime {
    * one holds none (see http.c). */
   struct lunet_http *http_cache;
   int http_cached;
+  struct lunet_ws_topics *ws_topics; /* websockets' topics (ws_topics.c) */
   struct lunet_list pending_input; /* conns with buffered messages */
   uint64_t last_conn_id;
   /* Unsent bytes of every open or draining conn (write_queue.h): a conn

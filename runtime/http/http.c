@@ -229,6 +229,7 @@ static void http_dispatch(struct lunet_http *h) {
   lunet__http_push_request(L, h);
   reset_request(h);
   lunet__http_push_response(L, h);
+  if (h->upgrade) lunet__http_keep_request(L, -1, -2);
   struct lunet_call_ctx ctx = {c->svc->name, "handler", c->id, &c->peer.sa,
                                &c->svc->metrics};
   if (lunet_call(L, 2, &ctx) != LUA_OK) lunet__http_handler_failed(h);
@@ -263,9 +264,13 @@ static size_t http_feed(struct lunet_conn *c, const char *buf, size_t len) {
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
     size_t used = (size_t)(llhttp_get_error_pos(&h->parser) - buf);
     llhttp_resume(&h->parser);
-    if (err == HPE_PAUSED_UPGRADE) h->keep_alive = 0; /* no upgrades yet */
+    /* An upgrade the handler does not take (res:websocket) ends the conn:
+     * what follows its head is not HTTP. */
+    h->upgrade = err == HPE_PAUSED_UPGRADE || h->parser.upgrade;
+    if (h->upgrade) h->keep_alive = 0;
     http_dispatch(h);
     if (c->state != CONN_OPEN) return len;
+    if (c->proto != &lunet_proto_http1) return used; /* h went with it */
     /* Answered already and nothing more came: the conn goes idle without
      * parser state (memory per idle conn stays that of a TCP conn). */
     if (h->phase == HTTP_IDLE && used == len && c->in_len == 0 && !c->held)

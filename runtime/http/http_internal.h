@@ -4,6 +4,7 @@
 
 #include <llhttp.h>
 #include <stdint.h>
+#include <lua.h>
 
 #include "addr.h"
 #include "http.h"
@@ -34,6 +35,7 @@ struct lunet_http {
   int keep_alive;    /* the request in flight allows keep-alive */
   int head_only;     /* the request in flight is a HEAD */
   int http10;
+  int upgrade;       /* the request asks for another protocol */
   int head_done;     /* the request being read is in its body */
   int status;        /* of the response in flight, for the metrics */
   uint64_t start_ns; /* the request was whole at (uv_hrtime) */
@@ -53,6 +55,28 @@ struct lunet_http {
 /* Sends a complete minimal response (errors: 400, 408, 413, 500, 504...)
  * and closes the conn after it. */
 void lunet__http_reply_error(struct lunet_http *h, int status);
+
+/* The same with extra header lines ("Name: value\r\n"...). */
+void lunet__http_refuse(struct lunet_http *h, int status, const char *extra);
+
+/* For res:websocket (ws_upgrade.c): the response at index 1 must not
+ * have started (raises); returns its h, or NULL when the conn is gone,
+ * and pushes the upgrade request it keeps (nil for a request that asked
+ * for no upgrade). */
+struct lunet_http *lunet__http_upgrade_check(lua_State *L);
+
+/* Keeps the request at index req in the response at index res. */
+void lunet__http_keep_request(lua_State *L, int res, int req);
+
+/* The 101 was sent: the response is done and counted. */
+void lunet__http_upgraded(struct lunet_http *h);
+
+/* An upgrade refused (lunet__http_refuse sent the answer): the response
+ * object is done. */
+void lunet__http_refused(struct lunet_http *h);
+
+/* res:websocket(handlers) (ws_upgrade.c). */
+int lunet__ws_res_websocket(lua_State *L);
 
 /* The response to the request in flight is complete: next request, or
  * close. */

@@ -12,6 +12,7 @@
 
 #define RES_MT "lunet.http.response"
 #define RES_UV_HEADERS 1 /* { name, value, name, value, ... } */
+#define RES_UV_REQUEST 2 /* an upgrade's request, for res:websocket */
 
 struct res_box {
   struct lunet_http *h; /* NULL once complete or the conn is gone */
@@ -27,6 +28,7 @@ static const char json_encode_key = 'J';
 const char *lunet__http_reason(int status) {
   switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -50,6 +52,7 @@ const char *lunet__http_reason(int status) {
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -192,12 +195,17 @@ static void count_response(struct lunet_http *h, int status) {
 }
 
 void lunet__http_reply_error(struct lunet_http *h, int status) {
+  lunet__http_refuse(h, status, "");
+}
+
+void lunet__http_refuse(struct lunet_http *h, int status, const char *extra) {
   lua_State *L = h->c->svc->rt->L;
   count_response(h, status);
   struct out o;
   const char *reason = lunet__http_reason(status);
   out_init(&o, L);
   add_status_line(&o, status);
+  out_string(&o, extra);
   OUT_LITERAL(&o, "Content-Type: text/plain\r\n");
   add_framing(&o, h, status, (long long)strlen(reason) + 1, 1);
   out_string(&o, reason);
@@ -235,7 +243,7 @@ void lunet__http_response_done(struct lunet_http *h, int close) {
 }
 
 void lunet__http_push_response(lua_State *L, struct lunet_http *h) {
-  struct res_box *r = lua_newuserdatauv(L, sizeof *r, 1);
+  struct res_box *r = lua_newuserdatauv(L, sizeof *r, 2);
   memset(r, 0, sizeof *r);
   r->h = h;
   r->close = !h->keep_alive ||
@@ -642,8 +650,41 @@ static void cache_json_encode(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* {==================================================================
+ * For the upgrade to a websocket (ws_upgrade.c)
+ * =================================================================== */
+
+void lunet__http_keep_request(lua_State *L, int res, int req) {
+  res = lua_absindex(L, res);
+  lua_pushvalue(L, req);
+  lua_setiuservalue(L, res, RES_UV_REQUEST);
+}
+
+struct lunet_http *lunet__http_upgrade_check(lua_State *L) {
+  struct res_box *r = live_res(L);
+  if (r == NULL) return NULL;
+  if (r->started) luaL_error(L, "headers already sent (streaming)");
+  lua_getiuservalue(L, 1, RES_UV_REQUEST);
+  return r->h;
+}
+
+void lunet__http_upgraded(struct lunet_http *h) {
+  h->res->sent = 1;
+  lunet__http_release_response(h->c->svc->rt->L, h);
+  count_response(h, 101);
+  h->c->http_requests++;
+}
+
+void lunet__http_refused(struct lunet_http *h) {
+  if (h->res != NULL) h->res->sent = 1;
+  lunet__http_release_response(h->c->svc->rt->L, h);
+}
+
+/* }================================================================== */
+
 void lunet__http_response_open(lua_State *L) {
   static const luaL_Reg methods[] = {{"send", res_send},
+                                     {"websocket", lunet__ws_res_websocket},
                                      {"json", res_json},
                                      {"header", res_header},
                                      {"write", res_write},

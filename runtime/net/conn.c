@@ -287,9 +287,17 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     lunet_conn_close(c, uv_err_name((int)nread), 0);
 }
 
+/* Through the loop's read buffer, as a socket read would be: a protocol
+ * may rewrite what it is fed (protocol.h), and p may be read-only. */
 void lunet__conn_feed(struct lunet_conn *c, const char *p, size_t n) {
+  char *buf = c->svc->rt->read_buf;
   c->last_read_ms = uv_now(c->tcp.loop);
-  lunet_conn_plaintext(c, p, n);
+  do {
+    size_t k = n < LUNET_READ_BUF_SIZE ? n : LUNET_READ_BUF_SIZE;
+    memmove(buf, p, k);
+    lunet_conn_plaintext(c, buf, k);
+    p += k, n -= k;
+  } while (n > 0 && c->state == CONN_OPEN);
 }
 
 /* Runs on_close while the struct is still valid, then frees it. */
@@ -336,6 +344,7 @@ void lunet_conn_close(struct lunet_conn *c, const char *reason,
   }
   if (c->state == CONN_DRAINING && !graceful) conn_uv_close(c);
   if (c->state != CONN_OPEN) return;
+  if (graceful && c->proto->goodbye != NULL) c->proto->goodbye(c, reason);
   c->close_reason = reason;
   if (graceful && c->transport->shutdown != NULL) c->transport->shutdown(c);
   c->state = CONN_DRAINING;
@@ -393,7 +402,10 @@ static void conn_after_write(struct lunet_conn *c) {
   if (c->wq_bytes > c->svc->opt.write_high_water / 2) return;
   c->paused_by_queue = 0;
   conn_set_reading(c);
-  conn_dispatch(c, LUNET_ON_DRAIN, 0);
+  if (c->proto->drain != NULL)
+    c->proto->drain(c);
+  else
+    conn_dispatch(c, LUNET_ON_DRAIN, 0);
 }
 
 /* Every status, UV_ECANCELED after uv_close included: the write queue
@@ -593,6 +605,11 @@ void lunet_conn_connected(struct lunet_conn *c) { conn_start(c); }
 
 /* luaL_checkudata without a registry lookup on every method call: the
  * metatable to compare with is an upvalue. */
+struct lunet_conn *lunet_conn_of(lua_State *L, int idx) {
+  struct conn_box *b = luaL_checkudata(L, idx, CONN_MT);
+  return b->c;
+}
+
 static struct conn_box *conn_box(lua_State *L) {
   struct conn_box *b = lua_touserdata(L, 1);
   int ok = b != NULL && lua_getmetatable(L, 1);

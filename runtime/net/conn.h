@@ -182,6 +182,10 @@ int lunet_conn_sock_write(struct lunet_conn *c, const char *p, size_t n,
  * nothing pushed on a plain conn. */
 int lunet_conn_push_tls(lua_State *L, const struct lunet_conn *c);
 
+/* The conn of the box at idx (raises if it is none), or NULL once it is
+ * closed. */
+struct lunet_conn *lunet_conn_of(lua_State *L, int idx);
+
 /* Pushes the conn's box. */
 void lunet_conn_push(lua_State *L, const struct lunet_conn *c);
 

@@ -27,6 +27,9 @@ struct lunet_protocol {
    * conn, or hand it to another protocol (lunet_conn_switch): the conn
    * then feeds the rest of buf to the new one at once. */
   size_t (*feed)(struct lunet_conn *c, const char *buf, size_t len);
+  /* buf is always the conn's own memory (the loop's read buffer, the
+   * conn's kept bytes, a transport's plaintext), so a protocol may rewrite
+   * it in place (WebSocket unmasks payloads where they lie). */
 
   /* The peer shut its side and everything kept has been offered: says
    * what the bytes still kept (c->in) mean, and returns the close reason
@@ -44,6 +47,15 @@ struct lunet_protocol {
   /* The conn is being freed, or handed to another protocol: the state
    * goes. NULL: no state. */
   void (*detach)(struct lunet_conn *c);
+
+  /* The conn is closing gracefully for a reason of its own (shutdown,
+   * idle, a slow consumer): the protocol may queue a last message that
+   * says why (WebSocket's close frame, HTTP/2's GOAWAY). NULL: none. */
+  void (*goodbye)(struct lunet_conn *c, const char *reason);
+
+  /* The write queue drained below half its high-water mark. NULL: the
+   * service's on_drain(conn). */
+  void (*drain)(struct lunet_conn *c);
 
   /* Sent, best effort, to a connection refused at accept (HTTP: 503). */
   const char *refusal;

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "gc.h"
 #include "http.h"
+#include "ws.h"
 #include "route.h"
 #include "control.h"
 #include "log.h"
@@ -395,6 +396,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
     lunet_service_free(lunet_container_of(rt->services.next,
                                           struct lunet_service, node));
   lunet_http_cache_free(rt);
+  lunet_ws_topics_free(rt);
   lunet_worker_free(rt);
   lunet_budget_stop(&rt->budget);
   if (rt->L != NULL) lua_close(rt->L);

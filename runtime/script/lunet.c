@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "http.h"
 #include "pubsub.h"
+#include "ws.h"
 #include "ratelimit.h"
 #include "log.h"
 #include "loop.h"
@@ -99,6 +100,7 @@ int lunet_open(lua_State *L) {
                                    {"connect", lunet_connect},
                                    {"publish", lunet_pubsub_publish},
                                    {"subscribe", lunet_pubsub_subscribe},
+                                   {"topic_count", lunet_pubsub_topic_count},
                                    {"exit", lunet_exit},
                                    {"udp", lunet_udp_client},
                                    {"ratelimit", lunet_ratelimit_new_lua},
@@ -108,10 +110,16 @@ int lunet_open(lua_State *L) {
   lunet_pubsub_open(L);
   lunet_udp_open(L);
   lunet_http_open(L);
+  lunet_ws_open(L);
   lunet_ratelimit_open(L);
   luaL_newlib(L, funcs);
   lunet_log_open(L);
   lua_setfield(L, -2, "log");
+  lua_createtable(L, 0, 1); /* lunet.websocket */
+  lua_getfield(L, -2, "connect");
+  lua_pushcclosure(L, lunet_ws_connect, 1);
+  lua_setfield(L, -2, "connect");
+  lua_setfield(L, -2, "websocket");
   lua_pushliteral(L, LUNET_VERSION);
   lua_setfield(L, -2, "version");
   /* Which process of --workers N this is: 1..N; 1 of 1 without workers. */

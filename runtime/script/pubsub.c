@@ -7,6 +7,7 @@
 #include "call.h"
 #include "log.h"
 #include "loop.h"
+#include "ws.h"
 
 #define SUB_MT "lunet.subscription"
 #define SUB_UV_FN 1
@@ -144,8 +145,20 @@ int lunet_pubsub_publish(lua_State *L) {
   const char *msg = lua_tolstring(L, 2, &mlen);
   struct lunet_runtime *rt = lunet_rt(L);
   rt->up->publish(rt, topic, tlen, msg, mlen);
+  size_t sockets = lunet_ws_publish(rt, topic, tlen, msg, mlen);
   int delivered = push_list(L, 1, 0) ? deliver(L, 3) : 0;
-  lua_pushinteger(L, delivered);
+  lua_pushinteger(L, (lua_Integer)sockets + delivered);
+  return 1;
+}
+
+/* lunet.topic_count(topic) -> websockets of this process subscribed
+ * to topic (ws:subscribe); the script's own subscriptions are not
+ * counted. */
+int lunet_pubsub_topic_count(lua_State *L) {
+  size_t tlen;
+  const char *topic = luaL_checklstring(L, 1, &tlen);
+  lua_pushinteger(L, (lua_Integer)lunet_ws_topic_count(lunet_rt(L), topic,
+                                                       tlen));
   return 1;
 }
 
@@ -158,6 +171,7 @@ void lunet_pubsub_deliver(struct lunet_runtime *rt, const char *topic,
                           size_t tlen, const char *msg, size_t mlen) {
   lua_State *L = rt->L;
   int top = lua_gettop(L);
+  lunet_ws_publish(rt, topic, tlen, msg, mlen);
   /* The script memory cap applies inside protected calls only, so these
    * pushes are the runtime's own and cannot hit it. */
   lua_pushlstring(L, topic, tlen);

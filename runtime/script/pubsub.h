@@ -16,6 +16,7 @@ struct lunet_runtime;
 void lunet_pubsub_open(lua_State *L);
 int lunet_pubsub_publish(lua_State *L);
 int lunet_pubsub_subscribe(lua_State *L);
+int lunet_pubsub_topic_count(lua_State *L);
 
 /* Delivers a message another worker published to this process's
  * subscribers (each under its own protected call). */
