@@ -173,6 +173,20 @@ local function wait_message(d, from, text, kind)
   end)
 end
 
+-- Waits for a notice (li.event: joins, leaves, /who, /rooms) saying text.
+local function wait_event(d, text)
+  local seen
+  h.wait_for(function()
+    seen = d:run([[
+      return Array.from(document.querySelectorAll("#messages li.event"),
+                        (li) => li.textContent);
+    ]])
+    for _, t in ipairs(seen) do if t == text then return true end end
+  end, WAIT, function()
+    return string.format("%q in the page; it shows %s", text, json.encode(seen))
+  end)
+end
+
 -- Sets nick and room in the current window and waits for the server's word.
 local function sign_in(d, url, nick, room)
   d:go(url)
@@ -238,6 +252,9 @@ describe("chat in a browser", function()
     local t0 = h.now()
     local server = start_chat("127.0.0.1:0")
     local url = "http://" .. server.addr.web .. "/"
+    local _, code, headers = http.request(url)
+    assert.equal(200, code)
+    assert.equal("text/html; charset=utf-8", headers["content-type"])
     local liner = line_client(server.addr.chat, "liner", "dev")
     driver = start_browser()
     local ann, bob = driver.window, driver:new_window()
@@ -271,6 +288,8 @@ describe("chat in a browser", function()
     assert(liner:send("/msg bob psst\n"))
     driver:use(bob)
     wait_message(driver, "liner", "psst", "private")
+    say(driver, "/who")
+    wait_event(driver, "dev: ann bob liner")
 
     -- The server goes away: both pages notice, then come back on their
     -- own with their nicks, into their room.
