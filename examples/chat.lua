@@ -208,7 +208,9 @@ end
 
 local function run(client, name, ...)
   local command = commands[name]
-  if not command then return fail(client, "unknown command /" .. name .. " (try /help)") end
+  if not command then
+    return fail(client, "unknown command /" .. name .. " (try /help)")
+  end
   if name ~= "nick" and name ~= "help" and name ~= "quit"
       and not client.data.nick then
     return fail(client, "set a nick first: /nick NAME")
