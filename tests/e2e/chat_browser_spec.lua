@@ -282,6 +282,24 @@ describe("chat in a browser", function()
     wait_message(driver, "liner", "hi from the line")
     wait_message(driver, "bob", "bob here")
 
+    -- A reload keeps the pages' sockets, nicks and rooms; a message still
+    -- arrives once (the old version's subscriber is gone).
+    local code, out = h.run({ "reload", "--pid", tostring(server.pid) })
+    assert.equal(0, code, out)
+    say(driver, "after the reload")
+    expect_line(liner, "[dev] ann: after the reload")
+    driver:use(bob)
+    wait_message(driver, "ann", "after the reload")
+    assert(liner:send("/who\n"))
+    expect_line(liner, "dev: ann bob liner")
+    local copies = 0
+    for _, m in ipairs(page_messages(driver)) do
+      if m.text == "after the reload" then copies = copies + 1 end
+    end
+    assert.equal(1, copies)
+    assert.equal("online", page_state(driver).status)
+    driver:use(ann)
+
     -- Private messages, typed as a line client types them.
     say(driver, "/msg liner just between us")
     expect_line(liner, "[private] ann: just between us")
