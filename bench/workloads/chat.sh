@@ -15,7 +15,7 @@ chat_one() {
   local -a pace=(--window "$OPT_WINDOW")
   if [[ $OPT_RATE != 0 ]]; then pace=(--rate "$OPT_RATE"); fi
   start_server chat "$log" "$LUNET_BIN" run examples/chat.lua \
-    --listen chat=127.0.0.1:0 --listen chat_json=127.0.0.1:0
+    --listen chat=127.0.0.1:0 --listen chat_json=127.0.0.1:0 --listen web=127.0.0.1:0
   limit=$(awk -v d="$OPT_DURATION" -v w="$WARMUP_S" \
     'BEGIN { print int(d + w + 100) }')
   run_load "$out" "$limit" "$CHATLOAD_BIN" --addr "$SERVER_ADDR" \

@@ -5,7 +5,7 @@ local json = require("cjson")
 
 local function start_chat(script)
   return h.start(script or (h.EXAMPLES .. "/chat.lua"), {
-    listen = { chat = "127.0.0.1:0", chat_json = "127.0.0.1:0" },
+    listen = { chat = "127.0.0.1:0", chat_json = "127.0.0.1:0", web = "127.0.0.1:0" },
     services = { "chat", "chat_json" } })
 end
 

@@ -205,7 +205,7 @@ describe("--workers", function()
 
   it("runs the chat example unchanged across workers", function()
     local p = h.start(h.EXAMPLES .. "/chat.lua", {
-      listen = { chat = "127.0.0.1:0", chat_json = "127.0.0.1:0" },
+      listen = { chat = "127.0.0.1:0", chat_json = "127.0.0.1:0", web = "127.0.0.1:0" },
       services = { "chat" }, args = { "--workers", "2", "--log-level", "debug" } })
     p:wait_log('msg="workers ready" count=2')
     -- Which worker took a client: the debug "conn open" record names its
