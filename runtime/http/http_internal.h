@@ -86,6 +86,14 @@ void lunet__http_response_done(struct lunet_http *h, int close);
  * what it needs: h is reused at once); left on the stack. */
 void lunet__http_push_request(lua_State *L, const struct lunet_http *h);
 
+/* Pushes the value of header `name` (case-insensitive; repeated ones
+ * joined by ", ", as req.headers has them) of the request at idx, and
+ * returns it; nil pushed and NULL when it has none. Makes no table (a
+ * websocket keeps its request, so what the upgrade reads must stay
+ * small). */
+const char *lunet__http_request_header(lua_State *L, int idx,
+                                       const char *name, size_t *len);
+
 /* Registers the request metatables (http_request.c). */
 void lunet__http_request_open(lua_State *L);
 

@@ -7,6 +7,7 @@
  * next request, maybe on another conn, while a script may keep req. */
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <lauxlib.h>
 
 #include "conn.h"
@@ -454,6 +455,30 @@ void lunet__http_push_request(lua_State *L, const struct lunet_http *h) {
     lua_pushlstring(L, h->body, h->body_len);
     lua_setiuservalue(L, -2, UV_BODY);
   }
+}
+
+const char *lunet__http_request_header(lua_State *L, int idx,
+                                       const char *name, size_t *len) {
+  const struct request *r = lua_touserdata(L, idx);
+  const char *head = head_of(r);
+  size_t nl = strlen(name);
+  int found = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; i < r->nhdrs; i++) {
+    const struct http_header *x = &r->hdrs[i];
+    if (x->name_len != nl || strncasecmp(head + x->name, name, nl) != 0)
+      continue;
+    if (found++) luaL_addlstring(&b, ", ", 2);
+    luaL_addlstring(&b, head + x->value, x->value_len);
+  }
+  luaL_pushresult(&b);
+  if (!found) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return NULL;
+  }
+  return lua_tolstring(L, -1, len);
 }
 
 void lunet__http_request_open(lua_State *L) {

@@ -16,13 +16,11 @@
 
 #define MAX_SUBPROTOCOLS 16
 
-/* Pushes req.headers[name] and returns it (NULL, nil pushed, if none). */
+/* Pushes req.headers[name] and returns it (NULL, nil pushed, if none),
+ * without making req.headers. */
 static const char *header(lua_State *L, int req, const char *name,
                           size_t *len) {
-  lua_getfield(L, req, "headers");
-  lua_getfield(L, -1, name);
-  lua_remove(L, -2);
-  return lua_tolstring(L, -1, len);
+  return lunet__http_request_header(L, req, name, len);
 }
 
 /* 1 if the comma-separated list (a Connection or Upgrade value) holds
