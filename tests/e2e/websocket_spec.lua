@@ -9,7 +9,7 @@ local PY = "/usr/bin/python3" -- Debian's, which has python3-websockets
 
 local function start(opts)
   opts = opts or {}
-  opts.services = { "web", "small" }
+  opts.services = { "web", "small", "metrics" }
   return h.start(opts.script or APP, opts)
 end
 
@@ -203,6 +203,45 @@ describe("websocket server", function()
     server:wait_log('msg="sub closed" code=1008 path=/sub/flood reason="slow consumer"')
     pub:close()
     fast:close()
+  end)
+
+  it("says false past write_high_water, then runs on_drain once the peer reads", function()
+    local ws = assert(wsc.connect(server.addr.small, "/flood"))
+    ws:send("1000")
+    ws.sock:settimeout(10)
+    local n, last = 0, nil
+    repeat
+      last = assert(ws:message())
+      n = n + 1
+    until last:sub(1, 7) == "drained" or last == "never full"
+    local full_after = tonumber(last:match("^drained after (%d+)$"))
+    assert.is_not_nil(full_after, last)
+    -- 256 KiB of high water, plus what the socket buffers took at once
+    assert.is_true(full_after > 3 and full_after < 1000, last)
+    assert.equal(full_after + 1, n)
+    ws:close()
+  end)
+
+  it("counts websockets, messages, closes and fan-out in /metrics", function()
+    local http = require("socket.http")
+    local a = assert(wsc.connect(server.addr.web, "/sub/m"))
+    assert.equal("subscribed 1", (a:message()))
+    local pub = assert(wsc.connect(server.addr.web, "/pub"))
+    for i = 1, 3 do pub:send("m x" .. i) end
+    for _ = 1, 3 do assert.equal("delivered 1", (pub:message())) end
+    assert.same({ 4001, "" }, { a:close(4001) })
+    server:wait_log('msg="sub closed" code=4001')
+    local body = assert(http.request("http://" .. server.addr.metrics .. "/metrics"))
+    local function metric(pattern)
+      return tonumber(body:match(pattern:gsub("[{}]", "%%%0") .. " (%d+)"))
+    end
+    assert.equal(1, metric('lunet_websockets_open{service="web"}'), body)
+    assert.equal(3, metric('lunet_websocket_messages_total{service="web",direction="in"}'))
+    assert.equal(4, metric('lunet_websocket_messages_total{service="web",direction="out"}'))
+    assert.equal(1, metric('lunet_websocket_closes_total{service="web",code="other"}'))
+    assert.equal(3, metric('lunet_websocket_fanout_total{service="web"}'))
+    assert.equal(0, metric('lunet_websocket_slow_drops_total{service="web"}'))
+    pub:close()
   end)
 
   it("closes a peer that answers no ping (1006 to on_close, logged)", function()

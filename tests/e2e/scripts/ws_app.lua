@@ -82,6 +82,19 @@ router:websocket("/ping", {
   end,
 })
 
+-- "N": sends 64 KiB messages until ws:send says the queue is full
+-- (at most N), then "drained" from on_drain.
+router:websocket("/flood", {
+  on_message = function(ws, msg)
+    local chunk = string.rep("f", 65536)
+    for i = 1, tonumber(msg) do
+      if not ws:send(chunk) then ws.data.full_after = i; return end
+    end
+    ws:send("never full")
+  end,
+  on_drain = function(ws) ws:send("drained after " .. ws.data.full_after) end,
+})
+
 -- Checks auth first: only ?token=yes is upgraded.
 router:get("/auth", function(req, res)
   if req.query.token ~= "yes" then return res:send(401, "no\n") end
@@ -91,6 +104,7 @@ end)
 -- "small" is the same router with a short write queue (the slow
 -- consumer case); "web" keeps the default, so 16 MiB echoes fit.
 return {
+  metrics = "127.0.0.1:0",
   web = { http = "127.0.0.1:0", handler = router },
   small = { http = "127.0.0.1:0", handler = router,
     max_write_queue = 1 << 20, write_high_water = 256 << 10 },
