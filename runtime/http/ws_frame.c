@@ -19,18 +19,18 @@ enum { UTF8_ACCEPT = 0, UTF8_REJECT = 1, UTF8_CLASSES = 12 };
 /* Classes: 0 ASCII; 1 80-8F, 2 90-9F, 3 A0-BF (continuations, split where
  * a lead byte narrows its second byte); 4 never valid (C0 C1 F5-FF);
  * 5 C2-DF; 6 E0; 7 E1-EC EE EF; 8 ED; 9 F0; 10 F1-F3; 11 F4. */
+/* clang-format off */
 #define X16(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
 static const unsigned char utf8_class[256] = {
-    X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0),
-    X16(1), X16(2), X16(3), X16(3), 4,      4,      5,      5,
-    5,      5,      5,      5,      5,      5,      5,      5,
-    5,      5,      5,      5, /* C0-CF */
-    X16(5),                    /* D0-DF */
-    6,      7,      7,      7,      7,      7,      7,      7,
-    7,      7,      7,      7,      7,      8,      7,      7, /* E0-EF */
-    9,      10,     10,     10,     11,     4,      4,      4,
-    4,      4,      4,      4,      4,      4,      4,      4};
+  X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), /* 00-7F */
+  X16(1), X16(2), X16(3), X16(3),                                 /* 80-BF */
+  4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,                 /* C0-CF */
+  X16(5),                                                         /* D0-DF */
+  6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7,                 /* E0-EF */
+  9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,             /* F0-FF */
+};
 #undef X16
+/* clang-format on */
 
 /* States: 0 accept, 1 reject, 2 one continuation due, 3 two due, 4 after
  * E0 (A0-BF: no overlongs), 5 after ED (80-9F: no surrogates), 6 three
