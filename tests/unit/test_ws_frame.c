@@ -635,6 +635,25 @@ static void check_utf8_exhaustive(void) {
   CHECK_INT(bad, 0);
 }
 
+/* Long ASCII runs take the word-at-a-time path: a bad byte, or a valid
+ * two-byte character, at every position of one must still be seen. */
+static void check_utf8_ascii_runs(void) {
+  char s[100];
+  for (size_t i = 0; i < sizeof s; i++) {
+    memset(s, 'a', sizeof s);
+    s[i] = (char)0xff;
+    CHECK_SCOPE();
+    CHECK(!lunet_utf8_valid(s, sizeof s));
+    s[i] = (char)0xc3;
+    CHECK(!lunet_utf8_valid(s, sizeof s)); /* followed by 'a' or cut */
+    if (i + 1 < sizeof s) {
+      s[i + 1] = (char)0xa9;
+      CHECK(lunet_utf8_valid(s, sizeof s));
+    }
+    CHECK_NOTE("non-ASCII at %zu of an ASCII run", i);
+  }
+}
+
 /* A bad byte at every position of a valid text, checked alone and as a
  * text frame fed a byte at a time (refused at that very byte). */
 static void check_utf8_every_position(void) {
@@ -853,6 +872,7 @@ int main(void) {
     check_utf8_case(&utf8_cases[i]);
   check_utf8_every_position();
   check_utf8_exhaustive();
+  check_utf8_ascii_runs();
   check_head_round_trips();
   check_mask();
   check_close_codes();
