@@ -336,7 +336,10 @@ static void begin_frame(struct lunet_ws_parser *p) {
   if (p->failed) return;
   if (!is_control(op)) {
     size_t before = op == LUNET_WS_CONT ? p->msg_len : 0;
-    if (len > p->max_message - before) return fail(p, ERR_TOO_BIG);
+    if (len > p->max_message - before) {
+      fail(p, ERR_TOO_BIG);
+      return;
+    }
     if (op != LUNET_WS_CONT) {
       p->msg_opcode = (unsigned char)op;
       p->msg_compressed = (p->head[0] & LUNET_WS_RSV1) != 0;
@@ -420,8 +423,14 @@ static void control_event(struct lunet_ws_parser *p, const char *data,
   }
   unsigned code =
       (unsigned)(unsigned char)data[0] << 8 | (unsigned char)data[1];
-  if (!lunet_ws_close_code_valid(code)) return fail(p, ERR_CLOSE_CODE);
-  if (!lunet_utf8_valid(data + 2, len - 2)) return fail(p, ERR_CLOSE_UTF8);
+  if (!lunet_ws_close_code_valid(code)) {
+    fail(p, ERR_CLOSE_CODE);
+    return;
+  }
+  if (!lunet_utf8_valid(data + 2, len - 2)) {
+    fail(p, ERR_CLOSE_UTF8);
+    return;
+  }
   set_event(ev, LUNET_WS_EV_CLOSE, LUNET_WS_CLOSE, data + 2, len - 2);
   ev->code = (uint16_t)code;
 }
