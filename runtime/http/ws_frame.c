@@ -19,18 +19,18 @@ enum { UTF8_ACCEPT = 0, UTF8_REJECT = 1, UTF8_CLASSES = 12 };
 /* Classes: 0 ASCII; 1 80-8F, 2 90-9F, 3 A0-BF (continuations, split where
  * a lead byte narrows its second byte); 4 never valid (C0 C1 F5-FF);
  * 5 C2-DF; 6 E0; 7 E1-EC EE EF; 8 ED; 9 F0; 10 F1-F3; 11 F4. */
+/* clang-format off */
 #define X16(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
 static const unsigned char utf8_class[256] = {
-    X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0),
-    X16(1), X16(2), X16(3), X16(3), 4,      4,      5,      5,
-    5,      5,      5,      5,      5,      5,      5,      5,
-    5,      5,      5,      5, /* C0-CF */
-    X16(5),                    /* D0-DF */
-    6,      7,      7,      7,      7,      7,      7,      7,
-    7,      7,      7,      7,      7,      8,      7,      7, /* E0-EF */
-    9,      10,     10,     10,     11,     4,      4,      4,
-    4,      4,      4,      4,      4,      4,      4,      4};
+  X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), /* 00-7F */
+  X16(1), X16(2), X16(3), X16(3),                                 /* 80-BF */
+  4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,                 /* C0-CF */
+  X16(5),                                                         /* D0-DF */
+  6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7,                 /* E0-EF */
+  9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,             /* F0-FF */
+};
 #undef X16
+/* clang-format on */
 
 /* States: 0 accept, 1 reject, 2 one continuation due, 3 two due, 4 after
  * E0 (A0-BF: no overlongs), 5 after ED (80-9F: no surrogates), 6 three
@@ -48,13 +48,21 @@ static const unsigned char utf8_next[9][UTF8_CLASSES] = {
     {1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* 8 */
 };
 
-/* Skips the ASCII run at s, 8 bytes a test while they last. */
+#define HIGH_BITS 0x8080808080808080ull
+
+/* Skips the ASCII run at s: 32 bytes a test while they last (one branch
+ * for four words), then 8, then single bytes. */
 static const unsigned char *skip_ascii(const unsigned char *s,
                                        const unsigned char *end) {
+  uint64_t w[4];
+  while (end - s >= 32) {
+    memcpy(w, s, 32);
+    if ((w[0] | w[1] | w[2] | w[3]) & HIGH_BITS) break;
+    s += 32;
+  }
   while (end - s >= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    if (w & 0x8080808080808080ull) break;
+    memcpy(w, s, 8);
+    if (w[0] & HIGH_BITS) break;
     s += 8;
   }
   while (s < end && *s < 0x80) s++;
@@ -87,35 +95,50 @@ int lunet_utf8_valid(const char *p, size_t n) {
  * =================================================================== */
 
 static uint64_t mask_word(const unsigned char mask[4], unsigned pos) {
-  unsigned char b[8];
-  for (int i = 0; i < 8; i++) b[i] = mask[(pos + (unsigned)i) & 3];
-  uint64_t w;
-  memcpy(&w, b, 8);
-  return w;
+  uint32_t m;
+  memcpy(&m, mask, 4);
+  pos = (pos & 3) * 8;
+  /* Byte i of the word must be mask[(pos + i) & 3]: in memory order,
+   * which is a right rotation on a little-endian load. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (pos) m = m >> pos | m << (32 - pos);
+#else
+  if (pos) m = m << pos | m >> (32 - pos);
+#endif
+  return (uint64_t)m << 32 | m;
+}
+
+/* XORs n bytes (a multiple of 8) of src with w into dst, 32 a step. */
+static void xor_words(char *dst, const char *src, size_t n, uint64_t w) {
+  uint64_t v[4];
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    memcpy(v, src + i, 32);
+    v[0] ^= w;
+    v[1] ^= w;
+    v[2] ^= w;
+    v[3] ^= w;
+    memcpy(dst + i, v, 32);
+  }
+  for (; i < n; i += 8) {
+    memcpy(v, src + i, 8);
+    v[0] ^= w;
+    memcpy(dst + i, v, 8);
+  }
 }
 
 void lunet_ws_mask(char *p, size_t n, const unsigned char mask[4],
                    unsigned pos) {
-  uint64_t w = mask_word(mask, pos), v;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    memcpy(&v, p + i, 8);
-    v ^= w;
-    memcpy(p + i, &v, 8);
-  }
-  for (; i < n; i++) p[i] ^= (char)mask[(pos + i) & 3];
+  size_t words = n & ~(size_t)7;
+  xor_words(p, p, words, mask_word(mask, pos));
+  for (size_t i = words; i < n; i++) p[i] ^= (char)mask[(pos + i) & 3];
 }
 
 void lunet_ws_mask_copy(char *dst, const char *src, size_t n,
                         const unsigned char mask[4]) {
-  uint64_t w = mask_word(mask, 0), v;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    memcpy(&v, src + i, 8);
-    v ^= w;
-    memcpy(dst + i, &v, 8);
-  }
-  for (; i < n; i++) dst[i] = (char)(src[i] ^ mask[i & 3]);
+  size_t words = n & ~(size_t)7;
+  xor_words(dst, src, words, mask_word(mask, 0));
+  for (size_t i = words; i < n; i++) dst[i] = (char)(src[i] ^ mask[i & 3]);
 }
 
 /* }================================================================== */
@@ -313,7 +336,10 @@ static void begin_frame(struct lunet_ws_parser *p) {
   if (p->failed) return;
   if (!is_control(op)) {
     size_t before = op == LUNET_WS_CONT ? p->msg_len : 0;
-    if (len > p->max_message - before) return fail(p, ERR_TOO_BIG);
+    if (len > p->max_message - before) {
+      fail(p, ERR_TOO_BIG);
+      return;
+    }
     if (op != LUNET_WS_CONT) {
       p->msg_opcode = (unsigned char)op;
       p->msg_compressed = (p->head[0] & LUNET_WS_RSV1) != 0;
@@ -332,9 +358,22 @@ static void begin_frame(struct lunet_ws_parser *p) {
   p->ctl_len = 0;
 }
 
+/* The common case, a whole head in the read: one fixed-size copy (the
+ * bytes past the head are copied too, harmlessly, and not consumed). */
+static size_t read_whole_head(struct lunet_ws_parser *p, const char *src) {
+  memcpy(p->head, src, sizeof p->head);
+  p->head_len = 2;
+  if (check_start(p) < 0) return 2;
+  p->head_len = (unsigned char)head_need(p);
+  begin_frame(p);
+  return p->head_len;
+}
+
 /* Takes head bytes from src; returns how many. */
 static size_t read_head(struct lunet_ws_parser *p, const char *src,
                         size_t avail) {
+  if (p->head_len == 0 && avail >= sizeof p->head)
+    return read_whole_head(p, src);
   size_t used = 0, need = head_need(p);
   while (p->head_len < need && used < avail) {
     size_t k = need - p->head_len;
@@ -384,8 +423,14 @@ static void control_event(struct lunet_ws_parser *p, const char *data,
   }
   unsigned code =
       (unsigned)(unsigned char)data[0] << 8 | (unsigned char)data[1];
-  if (!lunet_ws_close_code_valid(code)) return fail(p, ERR_CLOSE_CODE);
-  if (!lunet_utf8_valid(data + 2, len - 2)) return fail(p, ERR_CLOSE_UTF8);
+  if (!lunet_ws_close_code_valid(code)) {
+    fail(p, ERR_CLOSE_CODE);
+    return;
+  }
+  if (!lunet_utf8_valid(data + 2, len - 2)) {
+    fail(p, ERR_CLOSE_UTF8);
+    return;
+  }
   set_event(ev, LUNET_WS_EV_CLOSE, LUNET_WS_CLOSE, data + 2, len - 2);
   ev->code = (uint16_t)code;
 }

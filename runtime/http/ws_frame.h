@@ -8,7 +8,12 @@
  * fragmented message, or one split across reads, is reassembled in the
  * parser's own buffer, bounded by max_message. Text is checked as UTF-8
  * as its bytes arrive (a bad byte fails the connection at once, not when
- * the message ends). */
+ * the message ends).
+ *
+ * A compressed message (RSV1, permessage-deflate) is NOT checked as
+ * UTF-8 here: its bytes are deflate data. The inflater checks the text
+ * after decompression (lunet_utf8_scan, 1007), and must bound the
+ * inflated size itself: max_message bounds the compressed bytes only. */
 #ifndef LUNET_WS_FRAME_H
 #define LUNET_WS_FRAME_H
 
@@ -71,7 +76,9 @@ struct lunet_ws_parser {
   /* a control frame split across reads (at most 125 bytes) */
   char ctl[125];
   size_t ctl_len;
-  unsigned char failed; /* an ERROR was returned: nothing more parses */
+  unsigned char failed; /* an ERROR was returned: nothing more parses
+                         * (head[0] then keeps which error, so later
+                         * calls repeat its code) */
 };
 
 void lunet_ws_parser_init(struct lunet_ws_parser *p, enum lunet_ws_role role,
@@ -91,7 +98,9 @@ size_t lunet_ws_parse(struct lunet_ws_parser *p, char *buf, size_t len,
                       struct lunet_ws_event *ev);
 
 /* Bytes the parser holds (a partial message or control frame), for
- * the memory metrics. */
+ * the memory metrics: the message buffer's allocated size (kept between
+ * messages up to 16 KiB, a bigger one given back at the next call) plus
+ * a partial control frame. */
 size_t lunet_ws_parser_held(const struct lunet_ws_parser *p);
 
 /* 1 while a fragmented message is between its frames. */
@@ -107,7 +116,9 @@ size_t lunet_ws_frame_head(unsigned char out[14], int op, int fin,
 void lunet_ws_mask(char *p, size_t n, const unsigned char mask[4],
                    unsigned pos);
 
-/* Copies src to dst masked (dst and src may not overlap). */
+/* Copies src to dst masked, from mask offset 0 (dst and src may not
+ * overlap). A payload masked in several pieces uses lunet_ws_mask on
+ * each, with pos the length masked so far. */
 void lunet_ws_mask_copy(char *dst, const char *src, size_t n,
                         const unsigned char mask[4]);
 

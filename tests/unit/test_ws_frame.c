@@ -27,6 +27,7 @@ struct run {
   int n;
   size_t error_at; /* stream offset consumed when ERROR came, else 0 */
   size_t max_held;
+  size_t last_piece; /* poisoned before the next, to catch stale pointers */
 };
 
 static void run_free(struct run *r) {
@@ -50,13 +51,15 @@ static void record(struct run *r, const struct lunet_ws_event *ev,
   e->in_buf = ev->len > 0 && ev->data >= piece && ev->data < piece + piece_len;
 }
 
-/* One piece, against a guard page; returns 0 once ERROR came. */
-static int feed_piece(struct lunet_ws_parser *p, struct run *r,
+/* One piece, copied to end just before a guard page; returns 0 once
+ * ERROR came. */
+static int feed_piece(struct lunet_ws_parser *p, struct run *r, char *end,
                       const char *bytes, size_t n, size_t stream_off) {
-  struct guard g;
-  char *piece = guard_alloc(&g, n);
+  char *piece = end - n;
   size_t off = 0;
+  memset(end - r->last_piece, 0xa5, r->last_piece);
   memcpy(piece, bytes, n);
+  r->last_piece = n;
   for (;;) {
     struct lunet_ws_event ev;
     size_t used = lunet_ws_parse(p, piece + off, n - off, &ev);
@@ -66,7 +69,7 @@ static int feed_piece(struct lunet_ws_parser *p, struct run *r,
     if (held > r->max_held) r->max_held = held;
     if (ev.kind == LUNET_WS_EV_NONE) {
       CHECK_INT(off, n);
-      break;
+      return 1;
     }
     record(r, &ev, piece, n);
     if (ev.kind == LUNET_WS_EV_ERROR) {
@@ -77,12 +80,9 @@ static int feed_piece(struct lunet_ws_parser *p, struct run *r,
       CHECK_INT(again.kind, LUNET_WS_EV_ERROR);
       CHECK_INT(again.code, ev.code);
       CHECK_INT(p->failed, 1);
-      guard_free(&g);
       return 0;
     }
   }
-  guard_free(&g);
-  return 1;
 }
 
 struct cfg {
@@ -92,24 +92,27 @@ struct cfg {
 };
 
 /* Feeds s in pieces of `step` bytes (0: whole), or, with split > 0, in
- * two pieces cut at split. */
+ * two pieces cut at split. Each piece ends at the same guard page. */
 static void feed(const struct cfg *c, const char *s, size_t len, size_t step,
                  size_t split, struct run *r) {
   struct lunet_ws_parser p;
+  struct guard g;
+  char *end = guard_alloc(&g, len) + len;
   memset(r, 0, sizeof *r);
   lunet_ws_parser_init(&p, c->role, c->max, c->deflate);
   if (split) {
-    if (feed_piece(&p, r, s, split, 0))
-      feed_piece(&p, r, s + split, len - split, split);
+    if (feed_piece(&p, r, end, s, split, 0))
+      feed_piece(&p, r, end, s + split, len - split, split);
   } else {
     size_t piece = step ? step : len;
     for (size_t off = 0; off < len; off += piece) {
       size_t n = len - off < piece ? len - off : piece;
-      if (!feed_piece(&p, r, s + off, n, off)) break;
+      if (!feed_piece(&p, r, end, s + off, n, off)) break;
     }
-    if (len == 0) feed_piece(&p, r, s, 0, 0);
+    if (len == 0) feed_piece(&p, r, end, s, 0, 0);
   }
   lunet_ws_parser_free(&p);
+  guard_free(&g);
 }
 
 static int same_events(const struct run *a, const struct run *b) {
@@ -253,7 +256,8 @@ static void check_rfc_lengths(void) {
     CHECK_SCOPE();
     CHECK_INT(whole.n, 1);
     CHECK_INT(whole.ev[0].len, lens[i]);
-    CHECK(memcmp(whole.ev[0].data, s + h, lens[i]) == 0);
+    CHECK(whole.ev[0].len == lens[i] &&
+          memcmp(whole.ev[0].data, s + h, lens[i]) == 0);
     CHECK(whole.ev[0].in_buf);
     CHECK(same_events(&whole, &bytes));
     CHECK_NOTE("rfc length %zu", lens[i]);
@@ -295,7 +299,6 @@ struct valid_case {
   { LUNET_WS_EV_PONG, LUNET_WS_PONG, s, 0 }
 #define CLOSE(code, s) \
   { LUNET_WS_EV_CLOSE, code, s, 0 }
-
 
 static const struct valid_case valid_cases[] = {
     {"empty text", {LUNET_WS_SERVER, 0, 1 << 20}, "81 80" M0, {TXT("")}, 1},
@@ -583,6 +586,74 @@ static void check_utf8_case(const struct utf8_case *t) {
   guard_free(&g);
 }
 
+/* The plain definition (RFC 3629), by arithmetic, not by table: 1 if
+ * s[0..n) is exactly one well-formed character. */
+static int ref_one_char(const unsigned char *s, size_t n) {
+  static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+  size_t want = s[0] < 0x80       ? 1
+                : s[0] >> 5 == 6  ? 2
+                : s[0] >> 4 == 14 ? 3
+                : s[0] >> 3 == 30 ? 4
+                                  : 0;
+  if (want == 0 || want != n) return 0;
+  uint32_t cp = want == 1 ? s[0] : s[0] & (0x7f >> want);
+  for (size_t i = 1; i < n; i++) {
+    if (s[i] >> 6 != 2) return 0;
+    cp = cp << 6 | (s[i] & 0x3f);
+  }
+  return cp >= min[want] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+}
+
+/* Every 1- and 2-byte sequence, every 3-byte one, and 4-byte ones with
+ * every first three bytes, against the definition. */
+static void check_utf8_exhaustive(void) {
+  unsigned char s[4];
+  int bad = 0;
+  static const unsigned char last[] = {0x41, 0x80, 0x8f, 0x90, 0xbf, 0xc0};
+  for (unsigned a = 0; a < 256; a++) {
+    s[0] = (unsigned char)a;
+    bad += lunet_utf8_valid((char *)s, 1) != ref_one_char(s, 1);
+    for (unsigned b = 0; b < 256; b++) {
+      s[1] = (unsigned char)b;
+      int ref2 =
+          ref_one_char(s, 2) || (ref_one_char(s, 1) && ref_one_char(s + 1, 1));
+      bad += lunet_utf8_valid((char *)s, 2) != ref2;
+      if (a < 0xe0 || a > 0xf4) continue;
+      for (unsigned c = 0; c < 256; c++) {
+        s[2] = (unsigned char)c;
+        if (a < 0xf0) {
+          bad += lunet_utf8_valid((char *)s, 3) != ref_one_char(s, 3);
+          continue;
+        }
+        for (size_t d = 0; d < sizeof last; d++) {
+          s[3] = last[d];
+          bad += lunet_utf8_valid((char *)s, 4) != ref_one_char(s, 4);
+        }
+      }
+    }
+  }
+  CHECK_INT(bad, 0);
+}
+
+/* Long ASCII runs take the word-at-a-time path: a bad byte, or a valid
+ * two-byte character, at every position of one must still be seen. */
+static void check_utf8_ascii_runs(void) {
+  char s[100];
+  for (size_t i = 0; i < sizeof s; i++) {
+    memset(s, 'a', sizeof s);
+    s[i] = (char)0xff;
+    CHECK_SCOPE();
+    CHECK(!lunet_utf8_valid(s, sizeof s));
+    s[i] = (char)0xc3;
+    CHECK(!lunet_utf8_valid(s, sizeof s)); /* followed by 'a' or cut */
+    if (i + 1 < sizeof s) {
+      s[i + 1] = (char)0xa9;
+      CHECK(lunet_utf8_valid(s, sizeof s));
+    }
+    CHECK_NOTE("non-ASCII at %zu of an ASCII run", i);
+  }
+}
+
 /* A bad byte at every position of a valid text, checked alone and as a
  * text frame fed a byte at a time (refused at that very byte). */
 static void check_utf8_every_position(void) {
@@ -638,7 +709,8 @@ static void check_head_round_trips(void) {
       CHECK_INT(whole.n, 1);
       CHECK_INT(whole.ev[0].kind, LUNET_WS_EV_MESSAGE);
       CHECK_INT(whole.ev[0].len, lens[i]);
-      CHECK(memcmp(whole.ev[0].data, payload, lens[i]) == 0);
+      CHECK(whole.ev[0].len == lens[i] &&
+            memcmp(whole.ev[0].data, payload, lens[i]) == 0);
       CHECK(same_events(&whole, &bytes));
       CHECK_NOTE("round trip len %llu mask %d", (unsigned long long)lens[i], m);
       run_free(&whole);
@@ -799,6 +871,8 @@ int main(void) {
   for (size_t i = 0; i < sizeof utf8_cases / sizeof utf8_cases[0]; i++)
     check_utf8_case(&utf8_cases[i]);
   check_utf8_every_position();
+  check_utf8_exhaustive();
+  check_utf8_ascii_runs();
   check_head_round_trips();
   check_mask();
   check_close_codes();
