@@ -16,7 +16,8 @@
 //	ws-gorilla [-addr 127.0.0.1:0]
 //
 // Prints "listening service=ws proto=tcp addr=IP:PORT" on stderr once
-// listening, the line scripts/bench waits for.
+// listening, the line scripts/bench waits for; exits 0 on SIGTERM or
+// SIGINT, as the other servers do.
 package main
 
 import (
@@ -25,6 +26,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/gorilla/websocket"
 )
@@ -140,6 +143,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ws-gorilla:", err)
 		os.Exit(1)
 	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-stop
+		os.Exit(0)
+	}()
 	fmt.Fprintf(os.Stderr, "listening service=ws proto=tcp addr=%s\n",
 		ln.Addr())
 	fmt.Fprintln(os.Stderr, "ws-gorilla:", http.Serve(ln, mux))
