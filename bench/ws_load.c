@@ -754,6 +754,10 @@ static void stop_all(void) {
   uv_close((uv_handle_t *)&tick_timer, NULL);
   uv_close((uv_handle_t *)&sigterm_handle, NULL);
   uv_close((uv_handle_t *)&sigint_handle, NULL);
+  /* Closing them restored the default action, and `timeout` sends its
+   * SIGTERM to the whole group too: a second one must not kill the report. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   for (unsigned i = 0; conns != NULL && i < nconns; i++)
     if (!uv_is_closing((uv_handle_t *)&conns[i].tcp))
       uv_close((uv_handle_t *)&conns[i].tcp, NULL);

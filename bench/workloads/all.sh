@@ -12,7 +12,7 @@ ALL_ORDER="http https echo udp mem reload chat ws"
 ALL_MARKDOWN=$ROOT/bench/RESULTS.md
 
 # The options of each benchmark in `all`: full (FULL_, with --runs added)
-# sized so the whole run stays under 10 minutes on a 2-CPU machine, and
+# sized so the whole run stays under 15 minutes on a 2-CPU machine, and
 # smoke (SMOKE_): about a second per peer, one run.
 ALL_FULL_http="--duration 4"
 ALL_FULL_https="--duration 3"
