@@ -19,8 +19,8 @@
  *           by every subscriber), or at --rate messages/s. Every
  *           subscriber checks the messages arrive in order, without a gap,
  *           at the length sent, and takes the latency from the time in the
- *           message. The run ends once every subscriber has every message
- *           (or DRAIN_MS after the last one was sent: the rest are missing).
+ *           message. The run ends once every subscriber has every message;
+ *           STALL_MS without any delivery before that is an error.
  *   idle    --conns connections to --path open and held: prints
  *           "ready conns=N" once all are up and holds them, sending
  *           nothing, until SIGTERM or SIGINT (or --max-seconds).
@@ -74,7 +74,7 @@
 #define CONNECT_GRACE_MS 60000       /* every connection up by then */
 #define SYNC_TIMEOUT_MS 20000
 #define SYNC_EVERY_MS 20
-#define DRAIN_MS 10000
+#define STALL_MS 5000 /* fanout: no delivery for this long is a failure */
 #define ALARM_SLACK_S 10
 #define MAX_WINDOW 1024
 #define RING 4096 /* fanout messages tracked at once */
@@ -148,6 +148,7 @@ static double rate_credit;
 
 static void stop_all(void);
 static void begin_phase_after_open(void);
+static void phase_cb(uv_timer_t *timer);
 
 /* }================================================================== */
 
@@ -301,6 +302,7 @@ static void sub_sync(struct conn *c) {
     uv_timer_stop(&tick_timer);
     uv_timer_stop(&phase_timer);
     phase_start = uv_hrtime();
+    uv_timer_start(&phase_timer, phase_cb, STALL_MS, STALL_MS);
     if (opt.rate == 0) fill_window();
     else uv_timer_start(&tick_timer, rate_tick_cb, 0, TICK_MS);
   }
@@ -661,8 +663,6 @@ static int conns_start(void) {
  * Phases
  * =================================================================== */
 
-static void phase_cb(uv_timer_t *timer);
-
 static void sync_tick_cb(uv_timer_t *timer) {
   (void)timer;
   if (phase == PH_SYNC) send_frame(publisher, 1, "sync", 4);
@@ -679,11 +679,24 @@ static void rate_tick_cb(uv_timer_t *timer) {
   if (pub_sent == opt.messages && phase == PH_MEASURE) begin_drain();
 }
 
+/* Every message is sent: what is left is waiting for the deliveries,
+ * still under the stall check. */
 static void begin_drain(void) {
   phase = PH_DRAIN;
   uv_timer_stop(&tick_timer);
-  uv_timer_start(&phase_timer, phase_cb, DRAIN_MS, 0);
   maybe_done();
+}
+
+/* Fanout, every STALL_MS: a server that lost a message, or stopped
+ * sending, would otherwise leave the publisher waiting for ever. */
+static void check_stall(void) {
+  static uint64_t delivered_before = UINT64_MAX;
+  if (delivered == delivered_before) {
+    bench_fail("stalled: no delivery for %d ms, %" PRIu64 " of %" PRIu64
+               " delivered", STALL_MS, delivered, opt.messages * opt.conns);
+    return;
+  }
+  delivered_before = delivered;
 }
 
 static void begin_fanout_sync(void) {
@@ -730,7 +743,12 @@ static void phase_cb(uv_timer_t *timer) {
       uv_timer_start(&phase_timer, phase_cb, bench_ms(opt.duration_s), 0);
       break;
     case PH_MEASURE:
+      if (opt.mode == MODE_FANOUT) check_stall();
+      else stop_all();
+      break;
     case PH_DRAIN:
+      check_stall();
+      break;
     case PH_HOLD:
       stop_all();
       break;
@@ -883,11 +901,16 @@ static int raise_nofile(void) {
  * Main
  * =================================================================== */
 
+/* At 2,000 deliveries a second a fan-out is stalling in all but name. */
+static double fanout_bound_s(void) {
+  return 10 + (double)opt.messages * opt.conns / 2000.0;
+}
+
 static unsigned deadline_s(void) {
   double run = opt.mode == MODE_ECHO    ? opt.warmup_s + opt.duration_s
                : opt.mode == MODE_IDLE ? opt.max_seconds
-                                       : (SYNC_TIMEOUT_MS + DRAIN_MS) / 1000.0 +
-                                             opt.messages / 1000.0;
+                                       : SYNC_TIMEOUT_MS / 1000.0 +
+                                             fanout_bound_s();
   return (unsigned)(CONNECT_GRACE_MS / 1000 + run + ALARM_SLACK_S);
 }
 
@@ -919,6 +942,22 @@ static void report(void) {
   }
   fflush(stdout);
   if (bench_errors > 0) fprintf(stderr, "ws_load: %s\n", bench_reason);
+}
+
+/* A run that stopped without an error must still have done its work: a
+ * server that never answers is not a fast one. */
+static void check_complete(void) {
+  if (opt.mode == MODE_FANOUT &&
+      (pub_sent < opt.messages || delivered < pub_sent * opt.conns)) {
+    bench_errors++;
+    snprintf(bench_reason, sizeof bench_reason,
+             "%" PRIu64 " deliveries missing at the end",
+             opt.messages * opt.conns - delivered);
+  } else if (opt.mode == MODE_ECHO && measured_msgs == 0) {
+    bench_errors++;
+    snprintf(bench_reason, sizeof bench_reason,
+             "no echo came back in the %.3f s measured", opt.duration_s);
+  }
 }
 
 static void free_all(void) {
@@ -961,13 +1000,7 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   r = uv_loop_close(loop);
   if (r < 0 && bench_errors == 0) bench_fail("loop close: %s", uv_strerror(r));
-  if (opt.mode == MODE_FANOUT && bench_errors == 0 &&
-      (pub_sent < opt.messages || delivered < pub_sent * opt.conns)) {
-    bench_errors++;
-    snprintf(bench_reason, sizeof bench_reason,
-             "%" PRIu64 " deliveries missing %d ms after the last send",
-             opt.messages * opt.conns - delivered, DRAIN_MS);
-  }
+  if (bench_errors == 0) check_complete();
   report();
   free_all();
   return bench_errors > 0 ? 1 : 0;

@@ -121,11 +121,14 @@ echoed=$(sed -nE 's/^ws-node: echoed=([0-9]+).*/\1/p' "$TMP/node.log")
 
 # {== against servers that misbehave: MODE is close (after the request),
 # accept (a wrong Sec-WebSocket-Accept), bye (a close frame, 1001, after
-# the handshake) or corrupt (echoes with one byte changed).
+# the handshake), corrupt (echoes with one byte changed), mute (reads,
+# never answers) or drop (a /pub to /sub hub that loses every message
+# from m3 on).
 cat >"$TMP/bad.py" <<'EOF'
 import base64, hashlib, socket, sys, threading
 mode = sys.argv[1]
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+subs = []
 
 def recv_frame(s):
     h = s.recv(2, socket.MSG_WAITALL)
@@ -159,11 +162,18 @@ def serve(s):
               b"\r\n\r\n")
     if mode == "bye":
         s.sendall(frame(8, (1001).to_bytes(2, "big") + b"going away"))
+    if mode == "drop" and req.startswith(b"GET /sub "):
+        subs.append(s)
+        return
     while True:
         op, data = recv_frame(s)
         if mode == "corrupt":
             data = data[:-1] + b"?"
-        s.sendall(frame(op, data))
+        if mode == "drop":
+            if data[:1] != b"m" or int(data[1:].split(b" ")[0]) < 3:
+                for sub in list(subs): sub.sendall(frame(op, data))
+        elif mode != "mute":
+            s.sendall(frame(op, data))
 
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
@@ -174,14 +184,16 @@ while True:
     threading.Thread(target=lambda c=c: (serve(c), None), daemon=True).start()
 EOF
 
-# ws_load must exit 1 with "ws_load: ...WANT..." on stderr.
+# ws_load (echo, or the mode in $3) must exit 1 with "ws_load: ...WANT..."
+# on stderr.
 expect_failure() {
-  local mode=$1 want=$2 pid status=0
+  local mode=$1 want=$2 load=${3:-echo} pid status=0
   python3 "$TMP/bad.py" "$mode" >"$TMP/bad-$mode.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   wait_addr "$TMP/bad-$mode.log" "$pid"
-  timeout 30 "$WS_LOAD" --addr "$ADDR" --conns 3 --duration 1 --warmup 0 \
+  timeout 30 "$WS_LOAD" --addr "$ADDR" --mode "$load" --conns 3 \
+    --duration 1 --warmup 0 --messages 100 \
     >"$TMP/bad-$mode.out" 2>"$TMP/bad-$mode.err" || status=$?
   kill "$pid"
   ((status == 1)) || fail "$mode: ws_load exited $status, want 1" \
@@ -196,6 +208,9 @@ expect_failure close "server closed the connection"
 expect_failure accept "wrong Sec-WebSocket-Accept"
 expect_failure bye "server sent close (code 1001: going away)"
 expect_failure corrupt "echo of message 1 differs"
+expect_failure mute "no echo came back in the 1.000 s measured"
+expect_failure drop "stalled: no delivery for 5000 ms, 6 of 300 delivered" \
+  fanout
 # }==
 
 echo "ok: ws_load's output has its shape and its counts, against node" \

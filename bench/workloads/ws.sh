@@ -160,8 +160,10 @@ ws_echo() {
 # fanout: the whole run is measured; CPU over it, per delivery.
 ws_fanout() {
   local out=$TMP_DIR/ws-load.out n
-  ws_load "$out" 150 --mode fanout --conns "$OPT_SUBS" \
-    --size "$WS_FANOUT_SIZE" --messages "$OPT_MESSAGES" || return 1
+  # ws_load's own bound (connects, sync, 2,000 deliveries/s) and some.
+  ws_load "$out" $((120 + OPT_SUBS * OPT_MESSAGES / 2000)) --mode fanout \
+    --conns "$OPT_SUBS" --size "$WS_FANOUT_SIZE" --messages "$OPT_MESSAGES" ||
+    return 1
   n=$(field delivered "$LOAD_LINE")
   WS_FIELDS="$LOAD_LINE cpu_ticks=$LOAD_TICKS usr_ticks=$LOAD_USR"
   WS_FIELDS+=" cpu_us_per_delivery=$(us_per "$LOAD_TICKS" "$n")"
