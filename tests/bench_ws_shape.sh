@@ -107,7 +107,8 @@ kill -TERM "$IDLE_PID"
 status=0
 wait "$IDLE_PID" || status=$?
 ((status == 0)) || fail "idle exited $status after SIGTERM: $(cat "$TMP/idle.err")"
-[[ $(sed -n 2p "$TMP/idle.out") =~ ^"held conns=50 held_s="$NUM" errors=0"$ ]] ||
+held="^held conns=50 held_s=$NUM errors=0\$"
+[[ $(sed -n 2p "$TMP/idle.out") =~ $held ]] ||
   fail "idle's last line: '$(sed -n 2p "$TMP/idle.out")'"
 
 # Every echo ws_load counted, node made; node may have made one more per
