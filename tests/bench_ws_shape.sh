@@ -123,7 +123,8 @@ echoed=$(sed -nE 's/^ws-node: echoed=([0-9]+).*/\1/p' "$TMP/node.log")
 # {== against servers that misbehave: MODE is close (after the request),
 # accept (a wrong Sec-WebSocket-Accept), bye (a close frame, 1001, after
 # the handshake), corrupt (echoes with one byte changed), mute (reads,
-# never answers) or drop (a /pub to /sub hub that loses every message
+# never answers), frag (echoes in fragments, a ping among them: not a
+# failure) or drop (a /pub to /sub hub that loses every message
 # from m3 on).
 cat >"$TMP/bad.py" <<'EOF'
 import base64, hashlib, socket, sys, threading
@@ -140,11 +141,18 @@ def recv_frame(s):
     data = s.recv(n, socket.MSG_WAITALL) if n else b""
     return h[0] & 15, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
-def frame(op, data):
+def frame(op, data, fin=0x80):
     n = len(data)
-    head = bytes([0x80 | op, n]) if n < 126 else \
-        bytes([0x80 | op, 126]) + n.to_bytes(2, "big")
+    head = bytes([fin | op, n]) if n < 126 else \
+        bytes([fin | op, 126]) + n.to_bytes(2, "big")
     return head + data
+
+def fragmented(op, data):
+    # three pieces with a ping between them: a client must join them and
+    # may answer the ping in the middle
+    a, b = len(data) // 3, 2 * len(data) // 3
+    return (frame(op, data[:a], 0) + frame(0, data[a:b], 0) +
+            frame(9, b"hi") + frame(0, data[b:]))
 
 def serve(s):
     req = b""
@@ -173,7 +181,9 @@ def serve(s):
         if mode == "drop":
             if data[:1] != b"m" or int(data[1:].split(b" ")[0]) < 3:
                 for sub in list(subs): sub.sendall(frame(op, data))
-        elif mode != "mute":
+        elif mode == "frag" and op != 10:
+            s.sendall(fragmented(op, data))
+        elif mode not in ("mute", "frag"):
             s.sendall(frame(op, data))
 
 ls = socket.socket()
@@ -184,6 +194,18 @@ while True:
     c, _ = ls.accept()
     threading.Thread(target=lambda c=c: (serve(c), None), daemon=True).start()
 EOF
+
+# Fragmented echoes with pings inside them are echoes all the same.
+python3 "$TMP/bad.py" frag >"$TMP/frag.log" 2>&1 &
+FRAG_PID=$!
+PIDS+=("$FRAG_PID")
+wait_addr "$TMP/frag.log" "$FRAG_PID"
+timeout 30 "$WS_LOAD" --addr "$ADDR" --conns 2 --size 1000 --duration 0.5 \
+  --warmup 0 >"$TMP/frag.out" 2>"$TMP/frag.err" ||
+  fail "fragmented echo exited $?: $(cat "$TMP/frag.err")"
+(($(field msgs "$(cat "$TMP/frag.out")") > 0)) ||
+  fail "no fragmented echo counted: $(cat "$TMP/frag.out")"
+kill "$FRAG_PID"
 
 # ws_load (echo, or the mode in $3) must exit 1 with "ws_load: ...WANT..."
 # on stderr.
