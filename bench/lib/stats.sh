@@ -232,6 +232,27 @@ sum_other_rows() {
     delivered_per_s)" "-" "" -
 }
 
+# The ws benchmark against gorilla/websocket and node ws: no goals yet
+# (lunet's WebSocket server is new); lunet's figures are n/a while its
+# side fails.
+sum_ws_rows() {
+  local e="bench=ws scenario=echo size" f="bench=ws scenario=fanout server"
+  local i="bench=ws scenario=idle server" size peer
+  for peer in gorilla node; do
+    for size in 64 4096; do
+      sum_cmp "WS echo ${size} B msgs/s" ws "$e=$size server=lunet" "$peer" \
+        "$e=$size server=$peer" msgs_per_s -
+      sum_cmp "WS echo ${size} B CPU us/msg" ws "$e=$size server=lunet" \
+        "$peer" "$e=$size server=$peer" cpu_us_per_msg - %.2f
+    done
+    sum_cmp "WS fan-out deliveries/s" ws "$f=lunet" "$peer" "$f=$peer" \
+      deliveries_per_s -
+    sum_cmp "WS fan-out p99 us" ws "$f=lunet" "$peer" "$f=$peer" p99_us -
+    sum_cmp "Idle WebSocket, B RSS" ws "$i=lunet" "$peer" "$i=$peer" \
+      bytes_per_conn -
+  done
+}
+
 # The rows of `scripts/bench churn` (not part of `all`): issue #30's goals
 # are on lunet's own figures (Lua heap, RSS growth after the first 20,000
 # conns, RSS peak over aborted downloads); the peers give the ratios.

@@ -8,11 +8,11 @@
 # `all` by a name in ALL_ORDER, its ALL_FULL_/ALL_SMOKE_ options here and
 # its rows in bench/lib/stats.sh.
 
-ALL_ORDER="http https echo udp mem reload chat"
+ALL_ORDER="http https echo udp mem reload chat ws"
 ALL_MARKDOWN=$ROOT/bench/RESULTS.md
 
 # The options of each benchmark in `all`: full (FULL_, with --runs added)
-# sized so the whole run stays under 10 minutes on a 2-CPU machine, and
+# sized so the whole run stays under 15 minutes on a 2-CPU machine, and
 # smoke (SMOKE_): about a second per peer, one run.
 ALL_FULL_http="--duration 4"
 ALL_FULL_https="--duration 3"
@@ -21,6 +21,7 @@ ALL_FULL_udp="--duration 2 --size 64,1200"
 ALL_FULL_mem="--conns 5000"
 ALL_FULL_reload="--duration 2 --idle 5000 --reloads 10"
 ALL_FULL_chat="--duration 2 --clients 1000"
+ALL_FULL_ws="--duration 3 --size 64,4096 --subs 1000 --idle 5000"
 ALL_SMOKE_http="--runs 1 --duration 1 --warmup 0"
 ALL_SMOKE_https="--runs 1 --duration 1 --warmup 0 --idle 200 --settle 0.5"
 ALL_SMOKE_echo="--runs 1 --duration 1 --conns 8 --size 64"
@@ -28,6 +29,8 @@ ALL_SMOKE_udp="--runs 1 --duration 1 --size 64"
 ALL_SMOKE_mem="--runs 1 --conns 200 --settle 0.5"
 ALL_SMOKE_reload="--runs 1 --duration 1 --idle 200 --reloads 2"
 ALL_SMOKE_chat="--runs 1 --duration 1 --clients 50"
+ALL_SMOKE_ws="--runs 1 --duration 1 --warmup 0 --conns 8 --size 64"
+ALL_SMOKE_ws+=" --subs 50 --messages 50 --idle 200 --settle 0.5"
 ALL_BENCH_S=480   # bound on one benchmark of `all` (each bounds itself too)
 
 declare -gA ALL_RAW=() ALL_FAILED=() # benchmark -> raw results file / why
@@ -85,6 +88,10 @@ all_versions() {
   echo "- lunet: $("$LUNET_BIN" --version 2>&1 | head -1)"
   echo "- nginx: $( (nginx -v 2>&1 || echo none) | head -1)"
   echo "- go: $( (go version 2>&1 || echo none) | head -1)"
+  echo "- node: $( (node --version 2>&1 || echo none) | head -1)," \
+    "node-ws $(dpkg-query -W -f='${Version}' node-ws 2>/dev/null || echo ?)," \
+    "gorilla/websocket $(dpkg-query -W -f='${Version}' \
+      golang-github-gorilla-websocket-dev 2>/dev/null || echo ?)"
   echo "- wrk: $( (wrk -v 2>&1 || true) | head -1)"
   echo "- OpenSSL: $( (openssl version 2>&1 || echo none) | head -1)"
   echo "- libuv $(pkg-config --modversion libuv 2>/dev/null || echo ?)," \
@@ -169,6 +176,7 @@ bench_all() {
   sum_echo_rows
   sum_mem_rows
   sum_other_rows
+  sum_ws_rows
   printf '\nsummary (medians of %s runs%s):\n' \
     "$( ((OPT_SMOKE)) && echo 1 || echo "$OPT_RUNS")" \
     "$( ((OPT_SMOKE)) && echo '; smoke mode: timing not meaningful')"
