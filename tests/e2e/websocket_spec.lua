@@ -208,6 +208,9 @@ describe("websocket server", function()
   it("says false past write_high_water, then runs on_drain once the peer reads", function()
     local ws = assert(wsc.connect(server.addr.small, "/flood"))
     ws:send("1000")
+    -- not reading until the server's queue is full: 64 MB would need
+    -- more than any socket buffer holds
+    server:wait_log('msg="flood full"')
     ws.sock:settimeout(10)
     local n, last = 0, nil
     repeat

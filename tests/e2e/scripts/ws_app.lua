@@ -88,7 +88,11 @@ router:websocket("/flood", {
   on_message = function(ws, msg)
     local chunk = string.rep("f", 65536)
     for i = 1, tonumber(msg) do
-      if not ws:send(chunk) then ws.data.full_after = i; return end
+      if not ws:send(chunk) then
+        ws.data.full_after = i
+        lunet.log.info("flood full", { after = tostring(i) })
+        return
+      end
     end
     ws:send("never full")
   end,
