@@ -344,7 +344,10 @@ void lunet_conn_close(struct lunet_conn *c, const char *reason,
   }
   if (c->state == CONN_DRAINING && !graceful) conn_uv_close(c);
   if (c->state != CONN_OPEN) return;
-  if (graceful && c->proto->goodbye != NULL) c->proto->goodbye(c, reason);
+  if (graceful && c->proto->goodbye != NULL) {
+    c->proto->goodbye(c, reason);
+    if (c->state != CONN_OPEN) return; /* its write failed: closing now */
+  }
   c->close_reason = reason;
   if (graceful && c->transport->shutdown != NULL) c->transport->shutdown(c);
   c->state = CONN_DRAINING;

@@ -330,6 +330,35 @@ static void check_transport(void) {
   pair_close(&p);
 }
 
+/* A protocol's goodbye whose last message fails closes the conn itself
+ * (a peer that reset, a queue already full): the graceful close that
+ * asked for it must not close the handle a second time (libuv aborts). */
+static int goodbyes;
+
+static size_t ignore_feed(struct lunet_conn *c, const char *buf, size_t len) {
+  (void)c, (void)buf;
+  return len;
+}
+
+static void failing_goodbye(struct lunet_conn *c, const char *reason) {
+  (void)reason;
+  goodbyes++;
+  lunet_conn_close(c, "EPIPE", 0);
+}
+
+static const struct lunet_protocol proto_goodbye = {
+    .name = "test-goodbye", .feed = ignore_feed, .goodbye = failing_goodbye};
+
+static void check_goodbye_that_closes(void) {
+  struct pair p = pair_open("raw");
+  struct lunet_service *svc = p.c->svc;
+  p.c->proto = &proto_goodbye;
+  lunet_conn_close(p.c, "shutdown", 1);
+  while (svc->nconns > 0) uv_run(&rt->loop, UV_RUN_NOWAIT);
+  CHECK_INT(goodbyes, 1);
+  close(p.peer);
+}
+
 /* }================================================================== */
 
 int main(void) {
@@ -342,6 +371,7 @@ int main(void) {
   check_switch_in_place();
   check_one_message_per_turn();
   check_transport();
+  check_goodbye_that_closes();
   lunet_runtime_free(rt);
   CHECK_DONE();
 }
