@@ -60,6 +60,9 @@ struct lunet_runtime {
   int http_cached;
   struct lunet_ws_topics *ws_topics; /* websockets' topics (ws_topics.c) */
   struct ws_zip *ws_zip; /* their shared zlib streams (ws.c), lazily */
+  uv_check_t ws_flush;   /* writes the turn's corked topic frames */
+  struct lunet_list ws_corked; /* websockets with corked frames */
+  int ws_flush_ready;    /* ws_flush initialized */
   struct lunet_list pending_input; /* conns with buffered messages */
   uint64_t last_conn_id;
   /* Unsent bytes of every open or draining conn (write_queue.h): a conn

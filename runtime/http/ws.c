@@ -120,6 +120,7 @@ static void set_close(struct lunet_ws *ws, uint16_t code, const char *reason,
  * (conn.c): on_close says so. */
 int lunet__ws_send_frame(struct lunet_ws *ws, int op, const char *p,
                          size_t n, int idx) {
+  lunet__ws_uncork(ws); /* topic frames of this turn go first */
   int r = send_frame(ws, op, p, n, idx);
   if (r == UV_ENOBUFS) {
     set_close(ws, 1008, "slow consumer", 13);
@@ -455,6 +456,7 @@ static void ws_detach(struct lunet_conn *c) {
   if (!ws->close_sent && !ws->close_received) ws->close_code = 1006;
   count_close(&c->svc->metrics, ws->close_code);
   lunet__ws_unsubscribe_all(ws);
+  lunet__ws_cork_drop(ws);
   if (!c->svc->rt->tearing_down) {
     lua_pushinteger(L, ws->close_code);
     if (ws->close_reason != NULL)

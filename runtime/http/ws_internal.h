@@ -34,6 +34,9 @@ struct lunet_ws {
   uint64_t close_deadline; /* loop ms: the close handshake gives up */
   uint64_t last_ping_ms;
   struct lunet_list subs; /* struct ws_sub.ws_node */
+  char *cork; /* topic frames of this loop turn, unwritten (ws_topics.c) */
+  size_t cork_len, cork_cap;
+  struct lunet_list cork_node; /* rt->ws_corked while cork is set */
   unsigned char compress;  /* permessage-deflate was negotiated */
   struct lunet_ws_deflate deflate; /* its parameters (16 bytes) */
   struct lunet_ws_parser parser;
@@ -81,6 +84,12 @@ void lunet__ws_close_unopened(lua_State *L, int box_idx, int code,
  * negative UV error (the conn is closing or was dropped). */
 int lunet__ws_send_frame(struct lunet_ws *ws, int op, const char *p,
                          size_t n, int idx);
+
+/* Writes the topic frames kept for this turn now (before anything else
+ * is sent on ws, so the order holds); drop forgets them (the conn is
+ * going). */
+void lunet__ws_uncork(struct lunet_ws *ws);
+void lunet__ws_cork_drop(struct lunet_ws *ws);
 
 /* Ends every subscription of ws (ws_topics.c). */
 void lunet__ws_unsubscribe_all(struct lunet_ws *ws);

@@ -387,6 +387,7 @@ void lunet_runtime_free(struct lunet_runtime *rt) {
   uv_close((uv_handle_t *)&rt->sweep_timer, NULL);
   uv_close((uv_handle_t *)&rt->shutdown_timer, NULL);
   uv_close((uv_handle_t *)&rt->input_idle, NULL);
+  lunet_ws_stop(rt);
   uv_walk(&rt->loop, report_stray_handle, NULL);
   uv_run(&rt->loop, UV_RUN_DEFAULT); /* runs every pending close_cb */
   lunet__reload_free_waiting(rt);

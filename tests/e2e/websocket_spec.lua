@@ -166,6 +166,19 @@ describe("websocket server", function()
     pub:close()
   end)
 
+  it("keeps a socket's published and direct messages in the order they were made", function()
+    local a = assert(wsc.connect(server.addr.web, "/both"))
+    local b = assert(wsc.connect(server.addr.web, "/both"))
+    for i = 1, 20 do a:send("a" .. i) end
+    for i = 1, 20 do
+      assert.equal("pub a" .. i, (a:message()))
+      assert.equal("direct a" .. i, (a:message()))
+      assert.equal("pub a" .. i, (b:message()))
+    end
+    a:close()
+    b:close()
+  end)
+
   it("gets every message of a publisher to 1,000 Python subscribers, in order", function()
     local out_path = os.tmpname()
     local pipe = assert(io.popen("timeout 90 " .. PY .. " " .. h.SOURCE

@@ -49,6 +49,16 @@ router:websocket("/sub/:topic", {
   end,
 })
 
+-- Subscribed to "both" itself: each message is published, then answered
+-- directly, so the published frame (corked for the turn) must come first.
+router:websocket("/both", {
+  on_open = function(ws) ws:subscribe("both") end,
+  on_message = function(ws, msg)
+    lunet.publish("both", "pub " .. msg)
+    ws:send("direct " .. msg)
+  end,
+})
+
 -- Subscribes and says nothing (what arrives is only what is published).
 router:websocket("/quiet/:topic", {
   on_open = function(ws, req) ws:subscribe(req.params.topic) end,
