@@ -232,24 +232,25 @@ sum_other_rows() {
     delivered_per_s)" "-" "" -
 }
 
-# The ws benchmark against gorilla/websocket and node ws: no goals yet
-# (lunet's WebSocket server is new); lunet's figures are n/a while its
-# side fails.
+# The ws benchmark against gorilla/websocket and node ws, with issue #19's
+# goals: CPU per message at most 0.6x gorilla's and 0.4x node's, fan-out
+# at least 2x gorilla's deliveries/s, an idle websocket in at most 1 KiB.
 sum_ws_rows() {
   local e="bench=ws scenario=echo size" f="bench=ws scenario=fanout server"
-  local i="bench=ws scenario=idle server" size peer
+  local i="bench=ws scenario=idle server" size peer cpu fan
   for peer in gorilla node; do
+    [[ $peer == gorilla ]] && cpu="<= 0.60" fan=">= 2.00" || cpu="<= 0.40" fan=-
     for size in 64 4096; do
       sum_cmp "WS echo ${size} B msgs/s" ws "$e=$size server=lunet" "$peer" \
         "$e=$size server=$peer" msgs_per_s -
       sum_cmp "WS echo ${size} B CPU us/msg" ws "$e=$size server=lunet" \
-        "$peer" "$e=$size server=$peer" cpu_us_per_msg - %.2f
+        "$peer" "$e=$size server=$peer" cpu_us_per_msg "$cpu" %.2f
     done
     sum_cmp "WS fan-out deliveries/s" ws "$f=lunet" "$peer" "$f=$peer" \
-      deliveries_per_s -
+      deliveries_per_s "$fan"
     sum_cmp "WS fan-out p99 us" ws "$f=lunet" "$peer" "$f=$peer" p99_us -
     sum_cmp "Idle WebSocket, B RSS" ws "$i=lunet" "$peer" "$i=$peer" \
-      bytes_per_conn -
+      bytes_per_conn "<= 1024 B"
   done
 }
 

@@ -158,6 +158,15 @@ function M.cleanup()
   for p in pairs(running) do p:stop(5) end
 end
 
+-- Runs a shell command to completion: its output (stderr too) and exit
+-- code.
+function M.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
 -- Runs `lunet ARGS...` to completion; returns exit code, stdout, stderr.
 function M.run(args, opts)
   local p = M.spawn(args, opts)

@@ -13,12 +13,7 @@ local function start(opts)
   return h.start(opts.script or APP, opts)
 end
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh = h.sh
 
 describe("websocket server", function()
   local server

@@ -9,12 +9,7 @@ local CLIENTS = h.SOURCE .. "/tests/e2e/clients/"
 local SCRIPT = h.SOURCE .. "/tests/e2e/scripts/ws_conformance.lua"
 local PROBE = h.SOURCE .. "/tests/e2e/scripts/ws_client_probe.lua"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh = h.sh
 
 describe("websocket conformance of the server", function()
   local certs, server
