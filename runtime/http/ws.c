@@ -55,7 +55,7 @@ static struct ws_zip *zip_of(struct lunet_runtime *rt) {
 
 void lunet_ws_free(struct lunet_runtime *rt) {
   struct ws_zip *zip = rt->ws_zip;
-  lunet_ws_topics_free(rt);
+  lunet__ws_topics_free(rt);
   if (zip == NULL) return;
   lunet_ws_zctx_free(zip->z);
   lunet_ws_buf_free(&zip->in);
@@ -413,8 +413,7 @@ static void ws_timeouts(struct lunet_conn *c, uint64_t now) {
   if (ws->pings_out >= 2) {
     lunet__ws_log(ws, LUNET_LOG_INFO, "websocket ping timeout", 1006,
            "no pong to two pings");
-    set_close(ws, 1006, "ping timeout", 12);
-    ws->close_received = 1; /* keeps 1006 for on_close */
+    set_close(ws, 1006, "ping timeout", 12); /* on_close's: no close came */
     send_close(ws, 1001, "ping timeout", 12);
     lunet_conn_close(c, "idle_timeout", 1);
     return;
@@ -456,7 +455,7 @@ static void ws_detach(struct lunet_conn *c) {
   if (!ws->close_sent && !ws->close_received) ws->close_code = 1006;
   count_close(&c->svc->metrics, ws->close_code);
   lunet__ws_unsubscribe_all(ws);
-  lunet__ws_cork_drop(ws);
+  lunet__ws_cork_discard(ws);
   if (!c->svc->rt->tearing_down) {
     lua_pushinteger(L, ws->close_code);
     if (ws->close_reason != NULL)

@@ -61,9 +61,6 @@ size_t lunet_ws_publish(struct lunet_runtime *rt, const char *topic,
 size_t lunet_ws_topic_count(struct lunet_runtime *rt, const char *topic,
                             size_t tlen);
 
-/* Frees the topic table (the runtime is going). */
-void lunet_ws_topics_free(struct lunet_runtime *rt);
-
 /* Closes the loop handle topic fan-out writes from (the runtime is going,
  * before its loop runs the last close callbacks). */
 void lunet_ws_stop(struct lunet_runtime *rt);

@@ -86,10 +86,13 @@ int lunet__ws_send_frame(struct lunet_ws *ws, int op, const char *p,
                          size_t n, int idx);
 
 /* Writes the topic frames kept for this turn now (before anything else
- * is sent on ws, so the order holds); drop forgets them (the conn is
+ * is sent on ws, so the order holds); discard forgets them (the conn is
  * going). */
 void lunet__ws_uncork(struct lunet_ws *ws);
-void lunet__ws_cork_drop(struct lunet_ws *ws);
+void lunet__ws_cork_discard(struct lunet_ws *ws);
+
+/* Frees the topic table (lunet_ws_free). */
+void lunet__ws_topics_free(struct lunet_runtime *rt);
 
 /* Ends every subscription of ws (ws_topics.c). */
 void lunet__ws_unsubscribe_all(struct lunet_ws *ws);

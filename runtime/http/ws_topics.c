@@ -106,7 +106,7 @@ static void drop_topic(struct lunet_runtime *rt, struct ws_topic *x) {
   free(x);
 }
 
-void lunet_ws_topics_free(struct lunet_runtime *rt) {
+void lunet__ws_topics_free(struct lunet_runtime *rt) {
   struct lunet_ws_topics *t = rt->ws_topics;
   if (t == NULL) return;
   for (size_t i = 0; i < t->nbuckets; i++) {
@@ -230,7 +230,7 @@ struct frame {
 
 #define CORK_MAX (64u << 10)
 
-static void cork_discard(struct lunet_ws *ws) {
+void lunet__ws_cork_discard(struct lunet_ws *ws) {
   if (ws->cork == NULL) return;
   free(ws->cork);
   ws->cork = NULL;
@@ -248,8 +248,6 @@ void lunet__ws_uncork(struct lunet_ws *ws) {
   if (ws->c->state == CONN_OPEN) lunet_conn_send(ws->c, p, n);
   free(p);
 }
-
-void lunet__ws_cork_drop(struct lunet_ws *ws) { cork_discard(ws); }
 
 static void flush_cb(uv_check_t *check) {
   struct lunet_runtime *rt = check->data;
@@ -287,7 +285,7 @@ static int cork(struct lunet_ws *ws, const char *p, size_t n) {
 void lunet_ws_stop(struct lunet_runtime *rt) {
   if (!rt->ws_flush_ready) return;
   while (!lunet_list_empty(&rt->ws_corked))
-    cork_discard(lunet_container_of(rt->ws_corked.next, struct lunet_ws,
+    lunet__ws_cork_discard(lunet_container_of(rt->ws_corked.next, struct lunet_ws,
                                     cork_node));
   uv_close((uv_handle_t *)&rt->ws_flush, NULL);
   rt->ws_flush_ready = 0;

@@ -606,13 +606,13 @@ void lunet_conn_connected(struct lunet_conn *c) { conn_start(c); }
 #define CONN_UP_MT lua_upvalueindex(1)
 #define CONN_UP_METHODS lua_upvalueindex(2) /* __index only */
 
-/* luaL_checkudata without a registry lookup on every method call: the
- * metatable to compare with is an upvalue. */
 struct lunet_conn *lunet_conn_of(lua_State *L, int idx) {
   struct conn_box *b = luaL_checkudata(L, idx, CONN_MT);
   return b->c;
 }
 
+/* luaL_checkudata without a registry lookup on every method call: the
+ * metatable to compare with is an upvalue. */
 static struct conn_box *conn_box(lua_State *L) {
   struct conn_box *b = lua_touserdata(L, 1);
   int ok = b != NULL && lua_getmetatable(L, 1);
